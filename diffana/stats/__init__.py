@@ -5,4 +5,7 @@ This subpackage imports nothing else of diffana and can be used on its own.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from diffana.stats.patchset import Patch, PatchSet
+from diffana.stats.workspace import Workspace
+
+__all__: list[str] = ["Patch", "PatchSet", "Workspace"]
