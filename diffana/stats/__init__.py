@@ -5,7 +5,9 @@ This subpackage imports nothing else of diffana and can be used on its own.
 
 from __future__ import annotations
 
+from diffana.stats.build import build_spec
+from diffana.stats.build_histograms import agc_pseudodata
 from diffana.stats.patchset import Patch, PatchSet
 from diffana.stats.workspace import Workspace
 
-__all__: list[str] = ["Patch", "PatchSet", "Workspace"]
+__all__: list[str] = ["Patch", "PatchSet", "Workspace", "agc_pseudodata", "build_spec"]
