@@ -173,38 +173,21 @@ def parse_config(config: Mapping[str, Any]) -> ModelConfig:
             msg = f"config: the required key {key!r} is missing; add it (see cabinetry_config.yml)"
             raise ConfigError(msg)
     general = section(config["General"], "General", "General")
-    fixed = []
-    for i, item in enumerate(read_list(general, "Fixed", "General.", required=False)):
-        item = section(item, "Fixed", f"General.Fixed[{i}]")
-        where = f"General.Fixed[{i}]"
-        fixed.append(
-            (
-                read(item, "Name", where, "str", REQUIRED),
-                read(item, "Value", where, "number", REQUIRED),
-            )
-        )
+
+    def each(obj: Mapping[str, Any], key: str, parse: Any, where: str = "") -> tuple[Any, ...]:
+        items = read_list(obj, key, where, required=key not in ("Systematics", "Fixed"))
+        return tuple(parse(item, f"{where}{key}[{i}]") for i, item in enumerate(items))
+
     cfg = ModelConfig(
         measurement=read(general, "Measurement", "General", "str", REQUIRED),
         poi=read(general, "POI", "General", "str", ""),
         input_path=read(general, "InputPath", "General", "str", DEFAULT_INPUT_PATH),
         variation_path=read(general, "VariationPath", "General", "str", ""),
-        regions=tuple(
-            _region(r, f"Regions[{i}]")
-            for i, r in enumerate(read_list(config, "Regions", "", required=True))
-        ),
-        samples=tuple(
-            _sample(s, f"Samples[{i}]")
-            for i, s in enumerate(read_list(config, "Samples", "", required=True))
-        ),
-        normfactors=tuple(
-            _normfactor(n, f"NormFactors[{i}]")
-            for i, n in enumerate(read_list(config, "NormFactors", "", required=True))
-        ),
-        systematics=tuple(
-            _systematic(s, f"Systematics[{i}]")
-            for i, s in enumerate(read_list(config, "Systematics", "", required=False))
-        ),
-        fixed=tuple(fixed),
+        regions=each(config, "Regions", _region),
+        samples=each(config, "Samples", _sample),
+        normfactors=each(config, "NormFactors", _normfactor),
+        systematics=each(config, "Systematics", _systematic),
+        fixed=each(general, "Fixed", _fixed, "General."),
     )
     _check_references(cfg)
     return cfg
@@ -257,6 +240,11 @@ def _known(selection: tuple[str, ...] | None, known: list[str], where: str) -> N
                 f"{where}: {name!r} is not defined{did_you_mean(name, known)}; choose from {known}"
             )
             raise ConfigError(msg)
+
+
+def _fixed(obj: Any, where: str) -> tuple[str, float]:
+    obj = section(obj, "Fixed", where)
+    return read(obj, "Name", where, "str", REQUIRED), read(obj, "Value", where, "number", REQUIRED)
 
 
 def _region(obj: Any, where: str) -> Region:
