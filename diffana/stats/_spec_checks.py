@@ -193,15 +193,17 @@ def _check_sharing(
 def check_observations(
     observations: Sequence[Mapping[str, Any]], channels: Sequence[Mapping[str, Any]]
 ) -> None:
-    """Each channel has one observation of its bin count, counts finite and >= 0."""
+    """Each channel has one observation of its bin count, counts finite and >= 0.
+
+    Observations of channels the workspace does not have are allowed, as in pyhf: published
+    signal patches remove channels (e.g. validation regions) and leave their observations.
+    """
     check_unique(observations, ["observations"], "observation")
     nbins = {ch["name"]: len(ch["samples"][0]["data"]) for ch in channels}
     names = [obs["name"] for obs in observations]
     for o, obs in enumerate(observations):
-        if obs["name"] not in nbins:
-            msg = f"observation {obs['name']!r} has no channel of that name"
-            fix = f"name one of the channels {sorted(nbins)} or remove the observation"
-            raise spec_error(msg, path=["observations", o, "name"], value=obs["name"], fix=fix)
+        if obs["name"] not in nbins:  # allowed: published signal patches remove channels
+            continue
         path = ["observations", o, "data"]
         _check_length(obs["data"], nbins[obs["name"]], path, f"observation {obs['name']!r}")
         _check_numbers(obs["data"], path, "an observed count", nonneg=True)
