@@ -211,13 +211,13 @@ def _check_references(cfg: ModelConfig) -> None:
         msg = f"Samples: {n_data} samples have 'Data: True'; exactly one data sample is needed"
         raise ConfigError(msg)
     mc_names = [s.name for s in cfg.samples if not s.data]
-    for kind, items in (("NormFactors", cfg.normfactors), ("Systematics", cfg.systematics)):
-        for i, item in enumerate(items):
-            for key, sel, known in (
-                ("Samples", item.samples, mc_names),
-                ("Regions", item.regions, region_names),
-            ):
-                _known(sel, known, f"{kind}[{i}].{key}")
+    selections: list[tuple[str, NormFactor | Systematic]] = [
+        *((f"NormFactors[{i}]", n) for i, n in enumerate(cfg.normfactors)),
+        *((f"Systematics[{i}]", s) for i, s in enumerate(cfg.systematics)),
+    ]
+    for where, item in selections:
+        _known(item.samples, mc_names, f"{where}.Samples")
+        _known(item.regions, region_names, f"{where}.Regions")
     for i, sample in enumerate(cfg.samples):
         _known(sample.regions, region_names, f"Samples[{i}].Regions")
     parameters = [n.name for n in cfg.normfactors] + [s.modifier_name for s in cfg.systematics]
