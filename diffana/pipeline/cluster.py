@@ -1,0 +1,229 @@
+"""The one place where diffana builds or connects to a Dask cluster.
+
+A cluster is given as any of:
+
+- ``None`` or ``"inprocess"``: no Dask cluster, everything runs in this process;
+- ``"local"`` or a :class:`LocalClusterConfig`: a ``distributed.LocalCluster`` on the loopback
+  interface with process workers and one thread each;
+- ``"tcp://host:port"`` or an :class:`AddressConfig`: an existing scheduler;
+- a :class:`JobqueueConfig` (``kind`` ``"slurm"``, ``"htcondor"`` or ``"pbs"``): a dask-jobqueue
+  cluster, one single-threaded worker process per core;
+- a ``distributed.Client`` or any ``distributed``-compatible cluster object (``scheduler_address``).
+
+A workflow file embeds :data:`ClusterConfig` (a mapping with ``kind``). Every worker runs JAX with
+one XLA thread (:data:`WORKER_ENV`): Dask parallelises over processes, not threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from diffana.errors import ConfigError, missing_dependency
+
+__all__ = [
+    "WORKER_ENV",
+    "AddressConfig",
+    "ClusterConfig",
+    "Connection",
+    "InProcessConfig",
+    "JobqueueConfig",
+    "LocalClusterConfig",
+    "build_cluster",
+    "connect",
+    "parse_cluster_config",
+]
+
+WORKER_ENV: dict[str, str] = {
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InProcessConfig(_Model):
+    """No cluster: phases run in the calling process (tests, small runs)."""
+
+    kind: Literal["inprocess"] = "inprocess"
+
+
+class LocalClusterConfig(_Model):
+    """A ``distributed.LocalCluster`` on this machine (the default cluster)."""
+
+    kind: Literal["local"] = "local"
+    n_workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    processes: bool = True
+    memory_limit: str | None = "auto"
+    host: str = "127.0.0.1"
+    dashboard_address: str | None = "127.0.0.1:0"
+
+
+class AddressConfig(_Model):
+    """An existing Dask scheduler, e.g. ``tcp://10.0.0.1:8786``."""
+
+    kind: Literal["address"] = "address"
+    address: str
+
+
+class JobqueueConfig(_Model):
+    """A dask-jobqueue cluster on a batch system: ``jobs`` jobs of ``cores`` single-threaded workers."""
+
+    kind: Literal["slurm", "htcondor", "pbs"]
+    jobs: int = Field(1, ge=0)
+    cores: int = Field(1, ge=1)
+    memory: str = "4GiB"
+    queue: str | None = None
+    account: str | None = None
+    walltime: str | None = "01:00:00"
+    python: str | None = None
+    interface: str | None = None
+    local_directory: str | None = None
+    log_directory: str | None = None
+    job_extra_directives: list[str] = Field(default_factory=list)
+    job_script_prologue: list[str] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+ClusterConfig = Annotated[
+    InProcessConfig | LocalClusterConfig | AddressConfig | JobqueueConfig,
+    Field(discriminator="kind"),
+]
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(ClusterConfig)
+
+
+def parse_cluster_config(spec: Any) -> Any:
+    """A cluster config model from a model, a mapping with ``kind``, or a shorthand string.
+
+    Examples:
+        >>> parse_cluster_config("local").n_workers
+        2
+        >>> parse_cluster_config({"kind": "slurm", "cores": 4}).cores
+        4
+        >>> parse_cluster_config("tcp://127.0.0.1:8786").address
+        'tcp://127.0.0.1:8786'
+    """
+    if spec is None:
+        return InProcessConfig()
+    if isinstance(spec, BaseModel):
+        return spec
+    if isinstance(spec, str):
+        if spec in ("inprocess", "local"):
+            spec = {"kind": spec}
+        elif "://" in spec:
+            spec = {"kind": "address", "address": spec}
+        else:
+            msg = f"cluster {spec!r} is not 'inprocess', 'local' or a scheduler address like 'tcp://host:8786'"
+            raise ConfigError(msg)
+    try:
+        return _ADAPTER.validate_python(spec)
+    except Exception as exc:
+        msg = f"invalid cluster configuration {spec!r}: {exc}"
+        raise ConfigError(msg) from exc
+
+
+def _jobqueue_class(kind: str) -> Any:
+    try:
+        import dask_jobqueue
+    except ImportError as exc:
+        error = missing_dependency("dask_jobqueue", "jobqueue")
+        raise error from exc
+    return {
+        "slurm": dask_jobqueue.SLURMCluster,
+        "htcondor": dask_jobqueue.HTCondorCluster,
+        "pbs": dask_jobqueue.PBSCluster,
+    }[kind]
+
+
+def build_cluster(config: Any) -> Any:
+    """A new cluster object for a local or jobqueue config (the caller closes it)."""
+    config = parse_cluster_config(config)
+    if isinstance(config, LocalClusterConfig):
+        from distributed import LocalCluster
+
+        return LocalCluster(
+            n_workers=config.n_workers,
+            threads_per_worker=config.threads_per_worker,
+            processes=config.processes,
+            memory_limit=config.memory_limit,
+            host=config.host,
+            dashboard_address=config.dashboard_address,
+            env=dict(WORKER_ENV),
+        )
+    if isinstance(config, JobqueueConfig):
+        exports = [f"export {k}='{v}'" for k, v in WORKER_ENV.items()]
+        kwargs: dict[str, Any] = {
+            "cores": config.cores,
+            "processes": config.cores,
+            "memory": config.memory,
+            "walltime": config.walltime,
+            "job_extra_directives": list(config.job_extra_directives),
+            "job_script_prologue": exports + list(config.job_script_prologue),
+        }
+        for name in ("queue", "account", "python", "interface", "local_directory", "log_directory"):
+            value = getattr(config, name)
+            if value is not None:
+                kwargs[name] = value
+        if config.kind == "htcondor":  # HTCondor has no queue or account, and takes a disk request
+            kwargs.pop("queue", None)
+            kwargs.pop("account", None)
+            kwargs.pop("walltime", None)
+            kwargs.setdefault("disk", config.extra.get("disk", config.memory))
+        kwargs.update({k: v for k, v in config.extra.items() if k != "disk"})
+        cluster = _jobqueue_class(config.kind)(**kwargs)
+        if config.jobs:
+            cluster.scale(jobs=config.jobs)
+        return cluster
+    msg = f"build_cluster builds local and jobqueue clusters, not {config.kind!r}"
+    raise ConfigError(msg)
+
+
+class Connection:
+    """A ``distributed.Client`` (or ``None`` in process) plus whatever diffana started for it."""
+
+    def __init__(self, client: Any = None, owned: tuple[Any, ...] = ()) -> None:
+        self.client = client
+        self._owned = owned
+
+    @property
+    def dashboard_link(self) -> str | None:
+        return None if self.client is None else self.client.dashboard_link
+
+    def close(self) -> None:
+        for obj in self._owned:
+            with contextlib.suppress(Exception):
+                obj.close()
+        self._owned = ()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(cluster: Any = None) -> Connection:
+    """Connect to a cluster given in any of the forms of the module docstring."""
+    from distributed import Client
+
+    if isinstance(cluster, Client):
+        return Connection(cluster)
+    if hasattr(cluster, "scheduler_address"):
+        client = Client(cluster)
+        return Connection(client, (client,))
+    config = parse_cluster_config(cluster)
+    if isinstance(config, InProcessConfig):
+        return Connection()
+    if isinstance(config, AddressConfig):
+        client = Client(config.address)
+        return Connection(client, (client,))
+    built = build_cluster(config)
+    client = Client(built)
+    return Connection(client, (client, built))

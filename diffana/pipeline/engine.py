@@ -1,0 +1,416 @@
+"""The engine: skim once, then evaluate histograms and gradients over blocks held by the workers.
+
+Examples:
+    A typical optimisation loop (``proc`` a :class:`~diffana.processors.base.Processor`)::
+
+        with Engine(proc, "fileset.json", cluster="local", chunk_size=100_000) as engine:
+            engine.skim()                                   # phase 1: read once
+            step = engine.value_and_grad(objective)         # objective: {name: SoftHistogram} -> scalar
+            value, grads = step({"jet_pt": 30.0, ...})      # phase 2: kernels over worker-held blocks
+            hard = engine.hard_histograms(params)           # {name: hist.Hist}
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import dask
+import jax
+import numpy as np
+import uproot
+
+from diffana.errors import ChunkError, ConfigError
+from diffana.pipeline.cache import BlockCache
+from diffana.pipeline.chunking import chunk_fileset
+from diffana.pipeline.cluster import connect
+from diffana.pipeline.evaluate import Kind, Partial, evaluate_chunk, merge, param_vector, tree_sum
+from diffana.pipeline.hardhist import to_hist
+from diffana.pipeline.histogram import SoftHistogram
+from diffana.pipeline.progress import SkimProgress
+from diffana.pipeline.readstats import ReadTotals, read_totals, reset_read_totals
+from diffana.pipeline.report import RunReport, SkippedChunk, StepTiming
+from diffana.pipeline.skim import compute_blocks, necessary_columns, skim_collections, skim_tasks
+from diffana.processors.base import Chunk, Processor
+
+__all__ = ["BAD_FILE_ERRORS", "Engine", "Jacobian"]
+
+#: Errors that mean "this chunk's input is bad" and that ``skip_bad_files`` may skip.
+BAD_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    zlib.error,
+    uproot.deserialization.DeserializationError,
+    uproot.KeyInFileError,
+)
+
+
+class Jacobian(NamedTuple):
+    """Derivatives of one histogram: last axis runs over the parameters (``Engine.parameter_names``)."""
+
+    sumw: np.ndarray
+    sumw2: np.ndarray
+
+
+def _stats(blocks: Any) -> tuple[int, int, int]:
+    return blocks.kept.get("nominal", 0), len(blocks.blocks), blocks.nbytes
+
+
+class Engine:
+    """Two-phase execution of a processor over a fileset on a Dask cluster (or in process).
+
+    Args:
+        processor: the :class:`~diffana.processors.base.Processor`.
+        fileset: coffea-format fileset (mapping or JSON path).
+        cluster: anything :func:`diffana.pipeline.cluster.connect` accepts (``None``: in process).
+        chunk_size: entries per chunk (the unit of reading and of worker memory).
+        treename: tree of files that do not name one.
+        cache: folder of the on-disk block cache, or ``None``.
+        skip_bad_files: skip chunks whose input is missing, truncated or unreadable (they are listed
+            in :attr:`report`) instead of raising :class:`~diffana.errors.ChunkError`.
+        retries: extra attempts of a failing task before it counts as failed.
+        progress: show a rich progress bar during the skim.
+        mode: ``"forward"``, ``"reverse"`` or ``"auto"`` for gradients (see :meth:`gradient_mode`).
+        forward_max_params: with ``"auto"``, the most parameters for which forward mode is chosen.
+        uproot_options: extra options for ``uproot.open`` in the skim.
+    """
+
+    def __init__(
+        self,
+        processor: Processor,
+        fileset: Any,
+        *,
+        cluster: Any = None,
+        chunk_size: int = 100_000,
+        treename: str = "Events",
+        cache: str | Path | None = None,
+        skip_bad_files: bool = False,
+        retries: int = 1,
+        progress: bool = False,
+        mode: Literal["auto", "forward", "reverse"] = "auto",
+        forward_max_params: int = 8,
+        uproot_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if mode not in ("auto", "forward", "reverse"):
+            msg = f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}"
+            raise ConfigError(msg)
+        self.processor, self.fileset, self.chunk_size, self.treename = (
+            processor,
+            fileset,
+            chunk_size,
+            treename,
+        )
+        self.cache = BlockCache(cache) if cache is not None else None
+        self.skip_bad_files, self.retries, self.progress, self.mode = (
+            skip_bad_files,
+            retries,
+            progress,
+            mode,
+        )
+        self.forward_max_params, self.uproot_options = (
+            forward_max_params,
+            dict(uproot_options or {}),
+        )
+        self.fingerprint = processor.fingerprint()
+        self._connection = connect(cluster)
+        self.client = self._connection.client
+        self.report = RunReport(dashboard=self._connection.dashboard_link)
+        self._blocks: list[Any] = []
+        self._chunks: list[Chunk] = []
+        self._skimmed = False
+        self._processor_ref: Any = processor
+        if self.client is not None:
+            self._processor_ref = self.client.scatter(processor, broadcast=True, hash=False)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return self.processor.parameter_names
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        """The chunks whose blocks are held (skipped chunks excluded)."""
+        return list(self._chunks)
+
+    # ---------------------------------------------------------------- phase 1
+    def skim(self) -> RunReport:
+        """Read every chunk once into blocks held by the workers (or this process); fill the report."""
+        start = time.perf_counter()
+        self.release()
+        chunks, bad, sizes = chunk_fileset(
+            self.fileset,
+            self.chunk_size,
+            treename=self.treename,
+            client=self.client,
+            skip_bad_files=self.skip_bad_files,
+        )
+        report = RunReport(dashboard=self._connection.dashboard_link, chunks=len(chunks) + len(bad))
+        report.file_bytes = sum(sizes.values())
+        report.skipped += [
+            SkippedChunk(s.dataset, s.file, None, None, None, str(e)) for s, e in bad
+        ]
+        cached = [
+            c for c in chunks if self.cache is not None and (c, self.fingerprint) in self.cache
+        ]
+        to_read = [c for c in chunks if c not in set(cached)]
+        unreadable: list[tuple[list[Chunk], Any]] = []
+        collections = skim_collections(
+            self.processor,
+            to_read,
+            uproot_options=self.uproot_options,
+            errors=unreadable if self.skip_bad_files else None,
+        )
+        for group, error in unreadable:
+            report.skipped += [
+                SkippedChunk(
+                    c.dataset, c.file, c.entry_start, c.entry_stop, c.num_entries, str(error)
+                )
+                for c in group
+            ]
+        to_read = [c for group, _ in collections for c in group]
+        report.branches = tuple(sorted(necessary_columns(collections)))
+        tasks = dict(zip(to_read, skim_tasks(self.processor, collections), strict=True))
+        if self.cache is not None:
+            store = dask.delayed(self.cache.store, pure=True)
+            tasks = {c: store(t, self.fingerprint) for c, t in tasks.items()}
+            load = dask.delayed(self.cache.load, pure=True)
+            tasks.update({c: load(c, self.fingerprint) for c in cached})
+        ordered = [(c, tasks[c]) for c in chunks if c in tasks]
+        self._reset_counters()
+        with SkimProgress(len(ordered), enabled=self.progress, dashboard=report.dashboard) as bar:
+            results = self._run_skim(ordered, report, bar)
+        totals = self._collect_counters()
+        self._chunks = [c for c, _ in results]
+        self._blocks = [b for _, b in results]
+        if self.client is None:
+            stats = [_stats(b) for b in self._blocks]
+        else:
+            stats = self.client.gather(self.client.map(_stats, self._blocks, pure=False))
+        report.chunks_done = len(results)
+        report.chunks_from_cache = sum(1 for c in self._chunks if c in set(cached))
+        report.events_read = sum(c.num_entries for c in self._chunks)
+        report.events_kept = sum(s[0] for s in stats)
+        report.blocks = sum(s[1] for s in stats)
+        report.block_bytes = sum(s[2] for s in stats)
+        report.bytes_read, report.read_requests = totals
+        report.skim_seconds = time.perf_counter() - start
+        self.report = report
+        self._skimmed = True
+        return report
+
+    def _failed(self, chunk: Chunk, exc: BaseException, report: RunReport) -> None:
+        if self.skip_bad_files and isinstance(exc, BAD_FILE_ERRORS):
+            error = f"{type(exc).__name__}: {exc}"
+            report.skipped.append(
+                SkippedChunk(
+                    chunk.dataset,
+                    chunk.file,
+                    chunk.entry_start,
+                    chunk.entry_stop,
+                    chunk.num_entries,
+                    error,
+                )
+            )
+            return
+        hint = (
+            "; pass skip_bad_files=True to skip unreadable chunks"
+            if isinstance(exc, BAD_FILE_ERRORS)
+            else ""
+        )
+        msg = f"{chunk}: {type(exc).__name__}: {exc}{hint}"
+        raise ChunkError(msg) from exc
+
+    def _run_skim(
+        self, ordered: Sequence[tuple[Chunk, Any]], report: RunReport, bar: SkimProgress
+    ) -> list[tuple[Chunk, Any]]:
+        done: list[tuple[Chunk, Any]] = []
+        if self.client is None:
+            for chunk, task in ordered:
+                for attempt in range(self.retries + 1):
+                    try:
+                        done.append((chunk, compute_blocks(task)))
+                        break
+                    except Exception as exc:
+                        if attempt == self.retries:
+                            self._failed(chunk, exc, report)
+                bar.advance(chunk.num_entries)
+            return done
+        from distributed import as_completed
+
+        futures = self.client.compute([t for _, t in ordered], retries=self.retries)
+        index = {f.key: i for i, f in enumerate(futures)}
+        failed: set[int] = set()
+        try:
+            for future in as_completed(futures):
+                i = index[future.key]
+                if future.status == "error":
+                    failed.add(i)
+                    self._failed(ordered[i][0], future.exception(), report)
+                bar.advance(ordered[i][0].num_entries)
+        except BaseException:
+            self.client.cancel(futures)
+            raise
+        return [
+            (c, f)
+            for i, ((c, _), f) in enumerate(zip(ordered, futures, strict=True))
+            if i not in failed
+        ]
+
+    def _reset_counters(self) -> None:
+        reset_read_totals()
+        if self.client is not None:
+            self.client.run(reset_read_totals)
+
+    def _collect_counters(self) -> ReadTotals:
+        total = read_totals()
+        if self.client is not None:
+            for worker_total in self.client.run(read_totals).values():
+                total = total + worker_total
+        return total
+
+    def release(self) -> None:
+        """Drop the blocks held by the workers (the next evaluation skims again)."""
+        if self.client is not None and self._blocks:
+            self.client.cancel(self._blocks)
+        self._blocks, self._chunks, self._skimmed = [], [], False
+
+    # ---------------------------------------------------------------- phase 2
+    def _run(
+        self, kind: Kind, params: Mapping[str, float] | None, hardness: float, cotangent: Any = None
+    ) -> Partial:
+        if not (hardness > 0):
+            msg = f"hardness must be positive (math.inf for the hard pass), got {hardness}"
+            raise ConfigError(msg)
+        theta = param_vector(self.processor, params)
+        if not self._skimmed:
+            self.skim()
+        if not self._blocks:
+            msg = "no chunk produced a block: every chunk was skipped; see engine.report.skipped"
+            raise ChunkError(msg)
+        start = time.perf_counter()
+        args = {
+            "fingerprint": self.fingerprint,
+            "theta": theta,
+            "hardness": float(hardness),
+            "kind": kind,
+            "cotangent": cotangent,
+        }
+        if self.client is None:
+            partials = [evaluate_chunk(b, self.processor, **args) for b in self._blocks]
+            total = tree_sum(partials, merge)
+        else:
+            client, retries = self.client, self.retries
+            futures = client.map(
+                evaluate_chunk,
+                self._blocks,
+                processor=self._processor_ref,
+                pure=False,
+                retries=retries,
+                **args,
+            )
+            top = tree_sum(
+                futures, lambda a, b: client.submit(merge, a, b, pure=False, retries=retries)
+            )
+            total = top.result()
+        self.report.steps.append(StepTiming(kind, time.perf_counter() - start, total.events))
+        return total
+
+    def evaluate(
+        self, params: Mapping[str, float] | None = None, *, hardness: float = 1.0
+    ) -> dict[str, SoftHistogram]:
+        """Histograms summed over every block, by output name (``hardness=math.inf``: hard pass)."""
+        return {
+            name: part.to_soft()
+            for name, part in self._run("value", params, hardness).hists.items()
+        }
+
+    def hard_histograms(self, params: Mapping[str, float] | None = None) -> dict[str, Any]:
+        """The hard pass as ``hist.Hist`` objects, by output name."""
+        return {name: to_hist(h) for name, h in self.evaluate(params, hardness=math.inf).items()}
+
+    def jacobian(
+        self, params: Mapping[str, float] | None = None, *, hardness: float = 1.0
+    ) -> tuple[dict[str, SoftHistogram], dict[str, Jacobian]]:
+        """Histograms and their forward Jacobians in the parameters (one pass)."""
+        total = self._run("jvp", params, hardness)
+        hists = {name: part.to_soft() for name, part in total.hists.items()}
+        return hists, {
+            name: Jacobian(part.jac_sumw, part.jac_sumw2) for name, part in total.hists.items()
+        }
+
+    def vjp(
+        self,
+        params: Mapping[str, float] | None,
+        cotangent: Mapping[str, tuple[Any, Any]],
+        *,
+        hardness: float = 1.0,
+    ) -> tuple[dict[str, SoftHistogram], dict[str, float]]:
+        """Histograms and ``sum over names, bins of cotangent * d(sumw, sumw2)/d params`` (one pass)."""
+        ct = {
+            name: (np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+            for name, (a, b) in cotangent.items()
+        }
+        total = self._run("vjp", params, hardness, ct)
+        hists = {name: part.to_soft() for name, part in total.hists.items()}
+        return hists, dict(zip(self.parameter_names, map(float, total.grad), strict=True))
+
+    def gradient_mode(self, num_bins: int | None = None) -> Literal["forward", "reverse"]:
+        """Forward when there are few parameters (at most ``forward_max_params`` and no more than
+        the histogram bins, so the Jacobian is no bigger than the histograms), else reverse."""
+        if self.mode != "auto":
+            return self.mode
+        n = len(self.parameter_names)
+        return (
+            "forward"
+            if n <= self.forward_max_params and (num_bins is None or n <= num_bins)
+            else "reverse"
+        )
+
+    def value_and_grad(
+        self,
+        objective: Callable[[dict[str, SoftHistogram]], Any],
+        *,
+        hardness: float = 1.0,
+    ) -> Callable[[Mapping[str, float] | None], tuple[float, dict[str, float]]]:
+        """``params -> (objective(histograms), d objective / d params)`` as floats by parameter name.
+
+        ``objective`` is a JAX function of the summed histograms (``sumw``, ``sumw2`` are JAX
+        arrays). Forward mode evaluates the Jacobian in one pass and applies the chain rule on the
+        driver; reverse mode evaluates the histograms, takes the objective's gradient as cotangent
+        and sums the blocks' VJPs in a second pass.
+        """
+        value_and_grad_hists = jax.value_and_grad(objective)
+
+        def step(params: Mapping[str, float] | None = None) -> tuple[float, dict[str, float]]:
+            if self.gradient_mode() == "forward":
+                hists, jac = self.jacobian(params, hardness=hardness)
+                value, ct = value_and_grad_hists(hists)
+                grad = np.zeros(len(self.parameter_names))
+                for name, g in ct.items():
+                    for c, j in ((g.sumw, jac[name].sumw), (g.sumw2, jac[name].sumw2)):
+                        c = np.asarray(c, dtype=np.float64)
+                        grad += np.tensordot(c, j, axes=c.ndim)
+                return float(value), dict(zip(self.parameter_names, map(float, grad), strict=True))
+            hists = self.evaluate(params, hardness=hardness)
+            value, ct = value_and_grad_hists(hists)
+            _, grad = self.vjp(
+                params, {n: (g.sumw, g.sumw2) for n, g in ct.items()}, hardness=hardness
+            )
+            return float(value), grad
+
+        return step
+
+    # ---------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        """Release the blocks and close whatever cluster the engine started."""
+        self.release()
+        self._connection.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

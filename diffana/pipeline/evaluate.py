@@ -1,0 +1,244 @@
+"""Phase 2, evaluate: a jit-compiled kernel per block, partial results summed in a fixed tree.
+
+A histogram is a sum over events, so histograms and their derivatives are sums over blocks. Each
+block runs one compiled kernel of the processor's ``histograms`` in the parameter vector ``theta``:
+
+- ``"value"``: the histograms;
+- ``"jvp"``: the histograms and the forward Jacobian ``d sumw / d theta`` (one vectorised JVP per
+  parameter, the primal computed once: cheap when there are few parameters);
+- ``"vjp"``: the histograms and ``sum_bins cotangent * d sumw / d theta`` for a given cotangent
+  (one reverse pass, whatever the number of parameters).
+
+Kernels are cached per process by processor fingerprint, kind and hard/soft, and ``jax.jit``
+compiles each once per block shape, so a worker compiles a few times per run and every later step
+only runs them. :func:`tree_sum` adds partial results pairwise in chunk order: every executor does
+the same additions in the same order, so all give the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from diffana.errors import ConfigError
+from diffana.pipeline.blocks import ChunkBlocks
+from diffana.pipeline.histogram import SoftHistogram
+from diffana.processors.base import ColumnBlock, Processor
+
+__all__ = ["HistPart", "Kind", "Partial", "evaluate_chunk", "merge", "param_vector", "tree_sum"]
+
+Kind = Literal["value", "jvp", "vjp"]
+
+
+class HistPart(NamedTuple):
+    """A summable histogram in float64 numpy, with its Jacobian when one was asked for."""
+
+    sumw: np.ndarray
+    sumw2: np.ndarray
+    edges: np.ndarray
+    axis_name: str
+    label: str
+    jac_sumw: np.ndarray | None = None  # (..., bins, parameters)
+    jac_sumw2: np.ndarray | None = None
+
+    def __add__(self, other: HistPart) -> HistPart:  # type: ignore[override]
+        jac = (
+            (self.jac_sumw + other.jac_sumw, self.jac_sumw2 + other.jac_sumw2)
+            if self.jac_sumw is not None and other.jac_sumw is not None
+            else (None, None)
+        )
+        return HistPart(
+            self.sumw + other.sumw,
+            self.sumw2 + other.sumw2,
+            self.edges,
+            self.axis_name,
+            self.label,
+            *jac,
+        )
+
+    def to_soft(self) -> SoftHistogram:
+        return SoftHistogram(
+            jnp.asarray(self.sumw),
+            jnp.asarray(self.sumw2),
+            jnp.asarray(self.edges),
+            self.axis_name,
+            self.label,
+        )
+
+
+class Partial(NamedTuple):
+    """The summed output of some blocks: histograms by output name, VJP, events evaluated."""
+
+    hists: dict[str, HistPart]
+    grad: np.ndarray | None
+    events: int
+
+
+def merge(a: Partial, b: Partial) -> Partial:
+    """Sum two partial results (names missing on one side are taken from the other)."""
+    hists = dict(a.hists)
+    for name, part in b.hists.items():
+        hists[name] = hists[name] + part if name in hists else part
+    grad = a.grad if b.grad is None else (b.grad if a.grad is None else a.grad + b.grad)
+    return Partial(hists, grad, a.events + b.events)
+
+
+def tree_sum(items: Sequence[Any], combine: Callable[[Any, Any], Any]) -> Any:
+    """Combine ``items`` pairwise, level by level, in their order (a deterministic tree).
+
+    Examples:
+        >>> tree_sum([1, 2, 3, 4, 5], lambda a, b: f"({a}+{b})")
+        '(((1+2)+(3+4))+5)'
+    """
+    if not items:
+        msg = "nothing to sum: no chunk produced a block"
+        raise ValueError(msg)
+    level = list(items)
+    while len(level) > 1:
+        pairs = [combine(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        level = pairs + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
+
+
+def param_vector(processor: Processor, params: Mapping[str, float] | None) -> np.ndarray:
+    """The parameters as a float64 vector in the processor's order; unknown or missing names raise."""
+    names = processor.parameter_names
+    values = processor.default_params() if params is None else dict(params)
+    unknown = sorted(set(values) - set(names))
+    missing = [n for n in names if n not in values]
+    if unknown or missing:
+        msg = f"parameters of {type(processor).__name__}: unknown {unknown}, missing {missing}; expected exactly {list(names)}"
+        raise ConfigError(msg)
+    return np.array([float(values[n]) for n in names], dtype=np.float64)
+
+
+_KERNELS: dict[tuple[str, str, bool], Callable[..., Any]] = {}
+
+
+def _histogram_fn(processor: Processor, hard: bool) -> Callable[..., dict[str, SoftHistogram]]:
+    names = processor.parameter_names
+
+    def fn(
+        theta: jax.Array, columns: dict[str, jax.Array], hardness: Any
+    ) -> dict[str, SoftHistogram]:
+        params = {name: theta[i] for i, name in enumerate(names)}
+        return processor.histograms(
+            params, ColumnBlock(columns), hardness=math.inf if hard else hardness
+        )
+
+    return fn
+
+
+def kernel(processor: Processor, fingerprint: str, kind: Kind, hard: bool) -> Callable[..., Any]:
+    """The compiled kernel ``(theta, columns, hardness[, cotangent])`` of this process (cached)."""
+    key = (fingerprint, kind, hard)
+    if key in _KERNELS:
+        return _KERNELS[key]
+    fn = _histogram_fn(processor, hard)
+
+    if kind == "value":
+        compiled = jax.jit(fn)
+    elif kind == "jvp":
+
+        def jvp(theta: jax.Array, columns: dict[str, jax.Array], hardness: Any) -> Any:
+            basis = jnp.eye(theta.shape[0], dtype=theta.dtype)
+            push = lambda t: jax.jvp(lambda th: fn(th, columns, hardness), (theta,), (t,))  # noqa: E731
+            return jax.vmap(push, out_axes=(None, -1))(basis)
+
+        compiled = jax.jit(jvp)
+    else:
+
+        def vjp(
+            theta: jax.Array, columns: dict[str, jax.Array], hardness: Any, cotangent: dict
+        ) -> Any:
+            out, pullback = jax.vjp(lambda th: fn(th, columns, hardness), theta)
+            ct = {
+                key: SoftHistogram(
+                    jnp.asarray(cotangent[key][0], h.sumw.dtype),
+                    jnp.asarray(cotangent[key][1], h.sumw2.dtype),
+                    jnp.zeros_like(h.edges),
+                    h.axis_name,
+                    h.label,
+                )
+                for key, h in out.items()
+            }
+            return out, pullback(ct)[0]
+
+        compiled = jax.jit(vjp)
+    _KERNELS[key] = compiled
+    return compiled
+
+
+_SHAPES: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _output_shapes(
+    processor: Processor, fingerprint: str, hard: bool, theta: Any, columns: dict, hardness: Any
+) -> dict[str, Any]:
+    key = (fingerprint, hard, tuple((k, v.shape, str(v.dtype)) for k, v in columns.items()))
+    if key not in _SHAPES:
+        _SHAPES[key] = jax.eval_shape(_histogram_fn(processor, hard), theta, columns, hardness)
+    return _SHAPES[key]
+
+
+def _f64(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def evaluate_chunk(
+    blocks: ChunkBlocks,
+    processor: Processor,
+    fingerprint: str,
+    theta: np.ndarray,
+    hardness: float,
+    kind: Kind,
+    cotangent: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> Partial:
+    """Run the kernel over every block of one chunk and name its histograms (on a worker)."""
+    hard = math.isinf(hardness)
+    run = kernel(processor, fingerprint, kind, hard)
+    theta_j = jnp.asarray(theta, dtype=jnp.float64)
+    h_arg = None if hard else jnp.asarray(hardness, dtype=jnp.float64)
+    hists: dict[str, HistPart] = {}
+    grad = np.zeros(theta.shape[0]) if kind == "vjp" else None
+    for systematic, block in blocks.blocks.items():
+        names = {}
+        if kind == "vjp":
+            shapes = _output_shapes(processor, fingerprint, hard, theta_j, block.columns, h_arg)
+            names = {key: processor.output_name(key, blocks.chunk, systematic) for key in shapes}
+            ct = {}
+            for key, shape in shapes.items():
+                zero = np.zeros(shape.sumw.shape)
+                ct[key] = (
+                    cotangent.get(names[key], (zero, zero))
+                    if names[key] is not None and cotangent
+                    else (zero, zero)
+                )
+            out, g = run(theta_j, block.columns, h_arg, ct)
+            grad = grad + _f64(g)
+            jac: dict[str, Any] = {}
+        elif kind == "jvp":
+            out, jac = run(theta_j, block.columns, h_arg)
+        else:
+            out, jac = run(theta_j, block.columns, h_arg), {}
+        for key, h in out.items():
+            name = (
+                names[key] if key in names else processor.output_name(key, blocks.chunk, systematic)
+            )
+            if name is None:
+                continue
+            part = HistPart(
+                _f64(h.sumw),
+                _f64(h.sumw2),
+                np.asarray(h.edges),
+                h.axis_name,
+                h.label,
+                *((_f64(jac[key].sumw), _f64(jac[key].sumw2)) if kind == "jvp" else (None, None)),
+            )
+            hists[name] = hists[name] + part if name in hists else part
+    return Partial(hists, grad, sum(blocks.kept.values()))
