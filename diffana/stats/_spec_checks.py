@@ -50,11 +50,16 @@ CONSTRAINT = {
     "staterror": "constrained_by_normal",
     "shapesys": "constrained_by_poisson",
 }
-# configuration keys each constraint family accepts (pyhf raises on the others)
+# configuration keys each modifier type accepts (pyhf raises on the others)
+_BASE_KEYS = {"name", "inits", "bounds", "fixed"}
 ALLOWED_KEYS = {
-    "unconstrained": {"name", "inits", "bounds", "fixed"},
-    "constrained_by_normal": {"name", "inits", "bounds", "fixed", "auxdata", "sigmas"},
-    "constrained_by_poisson": {"name", "inits", "bounds", "fixed", "auxdata", "factors"},
+    "normfactor": _BASE_KEYS,
+    "shapefactor": _BASE_KEYS,
+    "normsys": _BASE_KEYS | {"auxdata"},
+    "histosys": _BASE_KEYS | {"auxdata"},
+    "lumi": _BASE_KEYS | {"auxdata", "sigmas"},
+    "staterror": _BASE_KEYS | {"auxdata", "sigmas"},
+    "shapesys": _BASE_KEYS | {"auxdata", "factors"},
 }
 
 
@@ -263,9 +268,9 @@ def check_measurement_parameters(
 
 def _check_config_against(config: Mapping[str, Any], info: ParameterInfo, path: list[Any]) -> None:
     name = config["name"]
-    for key in sorted(set(config) - ALLOWED_KEYS[info.constraint]):
+    for key in sorted(set(config) - ALLOWED_KEYS[info.mtype]):
         msg = f"{info.mtype} parameter {name!r} ({info.constraint}) does not use {key!r}"
-        fix = f"remove {key!r}; allowed keys: {', '.join(sorted(ALLOWED_KEYS[info.constraint]))}"
+        fix = f"remove {key!r}; allowed keys: {', '.join(sorted(ALLOWED_KEYS[info.mtype]))}"
         raise spec_error(msg, path=[*path, key], value=config[key], fix=fix)
     for key in ("inits", "bounds", "auxdata", "sigmas", "factors"):
         if key in config and len(config[key]) != info.n_parameters:

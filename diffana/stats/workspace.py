@@ -210,7 +210,7 @@ class Workspace(dict):
                 checks.check_channels(modelspec["channels"])
         if self._validate:
             self._check_model_spec(modelspec, index, measurement, config_kwargs["poi_name"])
-        from diffana.stats import Model  # the core imports the workspace lazily too
+        from diffana.stats.model import Model  # JAX: imported on first use
 
         return Model(modelspec, **config_kwargs)
 
