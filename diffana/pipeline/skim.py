@@ -126,5 +126,10 @@ def necessary_columns(collections: Sequence[tuple[list[Chunk], dak.Array]]) -> f
 
 def compute_blocks(task: Any) -> ChunkBlocks:
     """Run one chunk's task in this process (the in-process executor)."""
-    (result,) = dask.compute(task, scheduler="sync")
+    with warnings.catch_warnings():
+        # deliberate: in-process execution even while some distributed.Client is the default
+        warnings.filterwarnings(
+            "ignore", message="Running on a single-machine scheduler", category=UserWarning
+        )
+        (result,) = dask.compute(task, scheduler="sync")
     return result

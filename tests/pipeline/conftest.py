@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import awkward as ak
 import cloudpickle
@@ -208,7 +209,7 @@ def local_client():
     """ONE real distributed.LocalCluster (2 process workers, loopback) shared by every engine test."""
     from diffana.pipeline.cluster import LocalClusterConfig, connect
 
-    connection = connect(LocalClusterConfig(n_workers=2, dashboard_address=None))
+    connection = connect(LocalClusterConfig(n_workers=2, dashboard_address="127.0.0.1:0"))
     yield connection.client
     connection.close()
 
@@ -219,3 +220,37 @@ def executor(request: pytest.FixtureRequest):
     if request.param == "inprocess":
         return None
     return request.getfixturevalue("local_client")
+
+
+@pytest.fixture(scope="session")
+def toy_engines(toy_fileset, local_client):
+    """The toy processor skimmed once in process and once on the LocalCluster (500-entry chunks)."""
+    from diffana.pipeline.engine import Engine
+
+    engines = {
+        "inprocess": Engine(ToyProcessor(), toy_fileset, chunk_size=500),
+        "local": Engine(ToyProcessor(), toy_fileset, cluster=local_client, chunk_size=500),
+    }
+    for engine in engines.values():
+        engine.skim()
+    yield engines
+    for engine in engines.values():
+        engine.close()
+
+
+@pytest.fixture(params=["inprocess", "local"])
+def toy_engine(request: pytest.FixtureRequest, toy_engines):
+    """Each skimmed toy engine in turn."""
+    return toy_engines[request.param]
+
+
+@pytest.fixture(scope="session")
+def toy():
+    """The helpers of this conftest (test modules cannot import it under --import-mode=importlib)."""
+    return SimpleNamespace(
+        Processor=ToyProcessor,
+        reference_hard=reference_hard,
+        make_fileset=make_fileset,
+        write_nanoaod=write_nanoaod,
+        HT_EDGES=HT_EDGES,
+    )
