@@ -32,7 +32,78 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS: list = []
+def _stats_command(name: str):
+    def handler(args: argparse.Namespace) -> int:
+        from diffana.stats.commands import run
+
+        return run(name, args)
+
+    return handler
+
+
+def _stats_inputs(p: argparse.ArgumentParser, *, settings: bool = True) -> None:
+    p.add_argument("workspace", help="pyhf JSON workspace file ('-' reads stdin)")
+    p.add_argument(
+        "-p",
+        "--patch",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="JSON Patch file, or PatchSet file with --patch-name (repeatable)",
+    )
+    p.add_argument(
+        "--patch-name",
+        default=None,
+        metavar="NAME",
+        help="the patch of a PatchSet file: its name, or its values joined by commas",
+    )
+    if settings:
+        p.add_argument("--measurement", default=None, help="measurement name (default: the first)")
+        p.add_argument(
+            "--modifier-setting",
+            action="append",
+            default=[],
+            metavar="TYPE=CODE",
+            help="interpolation code, e.g. normsys=code1 (pyhf modifier_settings)",
+        )
+
+
+def _add_cls(sub) -> None:
+    p = sub.add_parser("cls", help="CLs of a pyhf workspace at one POI value (JSON, as pyhf cls)")
+    _stats_inputs(p)
+    p.add_argument("--test-poi", type=float, default=1.0, help="the POI value tested")
+    p.add_argument("--test-stat", choices=["q", "qtilde", "q0"], default="qtilde")
+    p.add_argument("--calctype", choices=["asymptotics", "toybased"], default="asymptotics")
+    p.add_argument("--ntoys", type=int, default=2000, help="toys per hypothesis (toybased)")
+    p.set_defaults(func=_stats_command("cls"))
+
+
+def _add_fit(sub) -> None:
+    p = sub.add_parser("fit", help="maximum-likelihood fit of a pyhf workspace (JSON)")
+    _stats_inputs(p)
+    p.set_defaults(func=_stats_command("fit"))
+
+
+def _add_limit(sub) -> None:
+    p = sub.add_parser("limit", help="95%% CL upper limits on the POI (JSON: obs, exp band)")
+    _stats_inputs(p)
+    p.add_argument(
+        "--scan",
+        default=None,
+        metavar="LOW:HIGH:N",
+        help="POI grid to interpolate on (default: root finding)",
+    )
+    p.set_defaults(func=_stats_command("limit"))
+
+
+def _add_inspect(sub) -> None:
+    p = sub.add_parser("inspect", help="channels, samples, modifiers, parameters of a workspace")
+    _stats_inputs(p, settings=False)
+    p.add_argument("--json", action="store_true", help="print pyhf's inspect JSON, not tables")
+    p.set_defaults(func=_stats_command("inspect"))
+
+
+_COMMANDS: list = [_add_cls, _add_fit, _add_limit, _add_inspect]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

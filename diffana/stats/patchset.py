@@ -52,6 +52,13 @@ def _operations(patch: Any, label: str) -> list[Any]:
     return list(ops)
 
 
+def _brief(op: Any) -> str:
+    """An operation without its (possibly huge) value."""
+    if isinstance(op, Mapping):
+        return repr({k: v for k, v in op.items() if k != "value"})
+    return repr(op)[:80]
+
+
 def apply_patches(doc: Mapping[str, Any], patches: Sequence[Any], *, what: str = "spec") -> dict:
     """Apply JSON patches in order to a copy of ``doc``; name the failing operation on error.
 
@@ -77,12 +84,13 @@ def apply_patches(doc: Mapping[str, Any], patches: Sequence[Any], *, what: str =
                 out = jsonpatch.JsonPatch([op]).apply(out, in_place=True)
             except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
                 msg = (
-                    f"patch {label}, operation {o} ({op}) does not apply to the {what}: {exc}; "
-                    "check the patch was made for this workspace (its channel and sample order)"
+                    f"patch {label}, operation {o} ({_brief(op)}) does not apply to the {what}: "
+                    f"{exc}; check the patch was made for this workspace (its channel and "
+                    "sample order)"
                 )
                 raise WorkspaceError(msg) from None
             except (KeyError, IndexError, TypeError, ValueError) as exc:
-                msg = f"patch {label}, operation {o} ({op}) is malformed for the {what}: {exc!r}"
+                msg = f"patch {label}, operation {o} ({_brief(op)}) is malformed for the {what}: {exc!r}"
                 raise WorkspaceError(msg) from None
     return out
 
