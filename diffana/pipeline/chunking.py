@@ -118,7 +118,8 @@ def inspect_file(spec: FileSpec) -> FileInfo:
         msg = f"{where}: the file does not exist; fix the path in the fileset"
         raise InputFileError(msg) from exc
     except Exception as exc:  # uproot raises many types for a truncated or corrupt file
-        msg = f"{where}: cannot be read as ROOT ({type(exc).__name__}: {exc}); the file may be truncated or corrupt"
+        reason = " ".join(str(exc).split())
+        msg = f"{where}: cannot be read as ROOT ({type(exc).__name__}: {reason}); the file may be truncated or corrupt"
         raise InputFileError(msg) from exc
 
 

@@ -122,9 +122,6 @@ class Engine:
         self._blocks: list[Any] = []
         self._chunks: list[Chunk] = []
         self._skimmed = False
-        self._processor_ref: Any = processor
-        if self.client is not None:
-            self._processor_ref = self.client.scatter(processor, broadcast=True, hash=False)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -306,7 +303,7 @@ class Engine:
             futures = client.map(
                 evaluate_chunk,
                 self._blocks,
-                processor=self._processor_ref,
+                processor=self.processor,  # not scattered: scattered data has no lineage
                 pure=False,
                 retries=retries,
                 **args,

@@ -139,13 +139,20 @@ class ToyProcessor(Processor):
         return f"{key}__{chunk.metadata['process']}__{variation}"
 
 
-def reference_hard(fileset: dict, params: dict) -> dict[str, hist.Hist]:
-    """The toy processor's hard histograms from uproot + awkward + hist alone."""
+def reference_hard(
+    fileset: dict, params: dict, entry_stop: dict[str, int] | None = None
+) -> dict[str, hist.Hist]:
+    """The toy processor's hard histograms from uproot + awkward + hist alone.
+
+    ``entry_stop`` limits the entries read from the files it names.
+    """
     out: dict[str, hist.Hist] = {}
     for entry in fileset.values():
         meta = entry["metadata"]
         for file in entry["files"]:
-            arrays = uproot.open(file)["Events"].arrays(["Jet_pt", "Jet_btagCSVV2", "genWeight"])
+            arrays = uproot.open(file)["Events"].arrays(
+                ["Jet_pt", "Jet_btagCSVV2", "genWeight"], entry_stop=(entry_stop or {}).get(file)
+            )
             variations = (
                 {"nominal": 1.0, "jes_up": 1.03}
                 if meta["variation"] == "nominal"
