@@ -356,16 +356,78 @@ def _paths(node, prefix=()):
             yield from _paths(value, (*prefix, i))
 
 
+_NUMBERS = [0.0, -1.0, 1e-12, 0.5, 3.0, 1e6, math.nan, math.inf]
+_MODIFIER_DATA = {
+    "normfactor": lambda n: None,
+    "shapefactor": lambda n: None,
+    "lumi": lambda n: None,
+    "normsys": lambda n: {"hi": 1.2, "lo": 0.8},
+    "histosys": lambda n: {"hi_data": [5.0] * n, "lo_data": [4.0] * n},
+    "shapesys": lambda n: [1.0] * n,
+    "staterror": lambda n: [0.5] * n,
+}
+
+
+def _semantic_edit(draw, spec, paths):
+    """A schema-valid but possibly inconsistent edit: reuse a name, change a number or a type."""
+    kind = draw(st.sampled_from(["number", "name", "type", "grow", "shrink"]))
+    if kind == "number":
+        numeric = [
+            p
+            for p in paths
+            if isinstance(_get(spec, p), float | int) and not isinstance(_get(spec, p), bool)
+        ]
+        if numeric:
+            _set(spec, draw(st.sampled_from(numeric)), draw(st.sampled_from(_NUMBERS)))
+    elif kind == "name":
+        named = [p for p in paths if p[-1] in ("name", "poi") and isinstance(_get(spec, p), str)]
+        names = sorted({_get(spec, p) for p in named} | {"mu", "lumi", "new"})
+        if named:
+            _set(spec, draw(st.sampled_from(named)), draw(st.sampled_from(names)))
+    elif kind == "type":
+        mods = [
+            p
+            for p in paths
+            if len(p) >= 2 and p[-2] == "modifiers" and isinstance(_get(spec, p), dict)
+        ]
+        if mods:
+            mod = _get(spec, draw(st.sampled_from(mods)))
+            mtype = draw(st.sampled_from(sorted(_MODIFIER_DATA)))
+            mod.update(type=mtype, data=_MODIFIER_DATA[mtype](draw(st.integers(1, 3))))
+            if mtype == "lumi":
+                mod["name"] = "lumi"
+    else:
+        lists = [p for p in paths if isinstance(_get(spec, p), list) and _get(spec, p)]
+        if lists:
+            target = _get(spec, draw(st.sampled_from(lists)))
+            if kind == "grow":
+                target.append(copy.deepcopy(target[-1]))
+            else:
+                target.pop(draw(st.integers(0, len(target) - 1)))
+
+
+def _get(node, path):
+    for key in path:
+        node = node[key]
+    return node
+
+
+def _set(node, path, value):
+    _get(node, path[:-1])[path[-1]] = value
+
+
 @st.composite
 def mutated_specs(draw, base):
+    """Up to three edits of a valid spec: raw JSON damage or schema-valid inconsistencies."""
     spec = copy.deepcopy(base)
     for _ in range(draw(st.integers(1, 3))):
         paths = [p for p in _paths(spec) if p]
+        action = draw(st.sampled_from(["semantic"] * 4 + ["replace", "delete", "duplicate"]))
+        if action == "semantic":
+            _semantic_edit(draw, spec, paths)
+            continue
         path = draw(st.sampled_from(paths))
-        parent = spec
-        for key in path[:-1]:
-            parent = parent[key]
-        action = draw(st.sampled_from(["replace", "delete", "duplicate"]))
+        parent = _get(spec, path[:-1])
         if action == "replace":
             parent[path[-1]] = draw(_json_values())
         elif action == "delete":
@@ -384,9 +446,12 @@ def mutated_specs(draw, base):
 def test_malformed_specs_raise_only_typed_errors(base, data):
     spec = data.draw(mutated_specs(base))
     try:
-        Workspace(spec)
+        ws = Workspace(spec)
+        model = ws.model()
+        observed = ws.data(model)
     except DiffanaError as exc:
         message = str(exc)
     else:
         message = "valid"
+        assert len(observed) == model.config.nmaindata + model.config.nauxdata
     assert message  # a message, not a bare class
