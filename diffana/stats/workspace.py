@@ -331,8 +331,10 @@ class Workspace(dict):
     ) -> Workspace:
         """A workspace from a model and its observed data, as ``pyhf.Workspace.build``.
 
-        The measurement ``name`` records every parameter's suggested bounds, inits and fixed flag
-        (a parameter counts as fixed if all its components are).
+        The measurement ``name`` records every parameter's suggested bounds, inits and fixed flag;
+        where pyhf fails on a parameter with fixed and free components (a shapesys or staterror
+        with bins without uncertainty), the flag is left out so the rebuilt model fixes the same
+        components.
         """
         config = model.config
         bounds = [list(map(float, b)) for b in config.suggested_bounds()]
@@ -341,9 +343,10 @@ class Workspace(dict):
         parameters = []
         for par in config.par_order:
             sl = config.par_slice(par)
-            parameters.append(
-                {"bounds": bounds[sl], "inits": inits[sl], "fixed": all(fixed[sl]), "name": par}
-            )
+            entry = {"bounds": bounds[sl], "inits": inits[sl], "name": par}
+            if len(set(fixed[sl])) == 1:  # mixed (e.g. bins without uncertainty): the defaults
+                entry["fixed"] = fixed[sl][0]
+            parameters.append(entry)
         values = np.asarray(data, dtype=float).tolist()
         spec = {
             "channels": copy.deepcopy(model.spec["channels"]),

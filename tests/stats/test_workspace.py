@@ -230,3 +230,69 @@ def test_combine_measurement_conflicts(specs):
     dict.__setitem__(ws, "version", "0.9.0")
     with pytest.raises(WorkspaceError, match="versions"):
         Workspace.combine(Workspace(left), ws)
+
+
+def _models(specs, sbottom):
+    """(name, our model, pyhf model, our workspace, pyhf workspace) for a spread of workspaces."""
+    patch = sbottom["RegionA/patch.sbottom_1300_205_60.json"]
+    for name, kwargs in [
+        ("1bin_lumi_mu1", {"modifier_settings": {"normsys": {"interpcode": "code1"}}}),
+        ("2bin_2channel_coupledshapefactor_mu1", {}),
+        ("shapesys_nuisparfilter_ROOT_reference", {}),
+        ("agc_5", {}),
+        ("sbottom_A", {"patches": [patch]}),
+        ("sbottom_A", {"patches": [patch], "poi_name": None}),
+        ("sbottom_B", {"poi_name": None}),
+    ]:
+        ours_ws, theirs_ws = Workspace(specs[name]), pyhf.Workspace(specs[name])
+        yield name, ours_ws.model(**kwargs), theirs_ws.model(**kwargs), ours_ws, theirs_ws
+
+
+def test_model_and_data_as_pyhf(specs, sbottom):
+    for name, ours, theirs, ours_ws, theirs_ws in _models(specs, sbottom):
+        config, pconfig = ours.config, theirs.config
+        assert config.par_names == pconfig.par_names, name
+        assert config.poi_name == pconfig.poi_name, name
+        assert config.suggested_init() == pconfig.suggested_init(), name
+        assert [list(b) for b in config.suggested_bounds()] == [
+            list(b) for b in pconfig.suggested_bounds()
+        ], name
+        assert config.suggested_fixed() == pconfig.suggested_fixed(), name
+        data = ours_ws.data(ours)
+        assert data == pytest.approx(theirs_ws.data(theirs), rel=1e-12), name
+        assert ours_ws.data(ours, include_auxdata=False) == theirs_ws.data(
+            theirs, include_auxdata=False
+        )
+        pars = pconfig.suggested_init()
+        assert float(ours.logpdf(pars, data)[0]) == pytest.approx(
+            float(theirs.logpdf(pars, data)[0]), rel=1e-10
+        ), name
+
+
+def test_build_as_pyhf(specs, sbottom):
+    for name, ours, theirs, _, theirs_ws in _models(specs, sbottom):
+        if theirs.config.poi_name is None:
+            continue  # pyhf cannot build a workspace without POI either (schema: poi is a str)
+        data = theirs_ws.data(theirs, include_auxdata=False)
+        built = Workspace.build(ours, data)
+        try:
+            expected = dict(pyhf.Workspace.build(theirs, data))
+        except RuntimeError:  # pyhf: a paramset with fixed and free components
+            rebuilt = pyhf.Workspace(dict(built)).model()
+            assert rebuilt.config.suggested_fixed() == theirs.config.suggested_fixed()
+            assert [list(b) for b in rebuilt.config.suggested_bounds()] == [
+                list(b) for b in theirs.config.suggested_bounds()
+            ]
+            continue
+        for parameter in expected["measurements"][0]["config"]["parameters"]:
+            parameter["bounds"] = [list(map(float, b)) for b in parameter["bounds"]]
+        assert dict(built) == expected, name
+        assert Workspace.build(ours, data, name="other").measurement_names == ["other"]
+
+
+def test_data_needs_observations(specs):
+    ws = Workspace(specs["2bin_2channel_mu1"])
+    model = ws.model(modifier_settings={"normsys": {"interpcode": "code1"}})
+    lonely = Workspace(dict(ws, observations=ws["observations"][:1]), validate=False)
+    with pytest.raises(WorkspaceError, match=r"no observation for channel 'control'"):
+        lonely.data(model)
