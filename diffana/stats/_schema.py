@@ -21,6 +21,7 @@ import numpy as np
 import referencing
 
 from diffana.errors import WorkspaceError
+from diffana.stats._speccheck import MODIFIER_TYPES
 
 __all__ = [
     "MODIFIER_TYPES",
@@ -33,16 +34,7 @@ __all__ = [
 
 SCHEMA_VERSION = "1.0.0"
 SUPPORTED_VERSIONS = (SCHEMA_VERSION,)
-# in the order of the ``anyOf`` in defs.json#/definitions/sample
-MODIFIER_TYPES = (
-    "histosys",
-    "lumi",
-    "normfactor",
-    "normsys",
-    "shapefactor",
-    "shapesys",
-    "staterror",
-)
+# MODIFIER_TYPES is also the order of the modifier ``anyOf`` in defs.json#/definitions/sample
 _SCHEMA_NAMES = ("defs", "jsonpatch", "measurement", "model", "patchset", "workspace")
 
 
