@@ -74,7 +74,12 @@ class AddressConfig(_Model):
 
 
 class JobqueueConfig(_Model):
-    """A dask-jobqueue cluster on a batch system: ``jobs`` jobs of ``cores`` single-threaded workers."""
+    """A dask-jobqueue cluster on a batch system: ``jobs`` jobs of ``cores`` single-threaded workers.
+
+    ``job_extra_directives`` are lines of the batch system's header (``--exclusive`` for SLURM,
+    ``Key = Value`` for HTCondor); ``extra`` is passed to the dask-jobqueue class unchanged (for
+    example ``scheduler_options`` or HTCondor's ``disk``).
+    """
 
     kind: Literal["slurm", "htcondor", "pbs"]
     jobs: int = Field(1, ge=0)
@@ -171,11 +176,11 @@ def build_cluster(config: Any) -> Any:
             value = getattr(config, name)
             if value is not None:
                 kwargs[name] = value
-        if config.kind == "htcondor":  # HTCondor has no queue or account, and takes a disk request
-            kwargs.pop("queue", None)
-            kwargs.pop("account", None)
-            kwargs.pop("walltime", None)
-            kwargs.setdefault("disk", config.extra.get("disk", config.memory))
+        if config.kind == "htcondor":  # no queue, account or walltime; a disk request; Key = Value
+            for name in ("queue", "account", "walltime"):
+                kwargs.pop(name, None)
+            kwargs["disk"] = config.extra.get("disk", config.memory)
+            kwargs["job_extra_directives"] = _condor_directives(config.job_extra_directives)
         kwargs.update({k: v for k, v in config.extra.items() if k != "disk"})
         cluster = _jobqueue_class(config.kind)(**kwargs)
         if config.jobs:
@@ -183,6 +188,17 @@ def build_cluster(config: Any) -> Any:
         return cluster
     msg = f"build_cluster builds local and jobqueue clusters, not {config.kind!r}"
     raise ConfigError(msg)
+
+
+def _condor_directives(lines: list[str]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if not sep:
+            msg = f"HTCondor job directive {line!r} is not of the form 'Key = Value'"
+            raise ConfigError(msg)
+        out[key.strip()] = value.strip()
+    return out
 
 
 class Connection:
