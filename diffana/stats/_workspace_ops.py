@@ -1,4 +1,4 @@
-"""Workspace operations on plain pyhf specs: combine, prune/rename and sort.
+"""Workspace operations on plain pyhf specs: combine, prune/rename, sort and build.
 
 These follow pyhf 0.7.6 (``pyhf.workspace``) so that the same operation gives the same
 specification; invalid operations raise :class:`~diffana.errors.WorkspaceError` where pyhf raises
@@ -12,9 +12,12 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from diffana.errors import WorkspaceError
+import numpy as np
 
-__all__ = ["VALID_JOINS", "combine_specs", "prune_and_rename", "sorted_spec"]
+from diffana.errors import WorkspaceError
+from diffana.stats._schema import SCHEMA_VERSION
+
+__all__ = ["VALID_JOINS", "build_spec", "combine_specs", "prune_and_rename", "sorted_spec"]
 
 VALID_JOINS = ("none", "outer", "left outer", "right outer")
 
@@ -213,3 +216,34 @@ def sorted_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         measurement["config"]["parameters"].sort(key=lambda e: e["name"])
     new["observations"].sort(key=lambda e: e["name"])
     return new
+
+
+def build_spec(model: Any, data: Sequence[float], name: str) -> dict[str, Any]:
+    """The workspace spec of a model and its observed main data (``pyhf.Workspace.build``).
+
+    Where pyhf fails on a parameter with fixed and free components (a shapesys or staterror with
+    bins without uncertainty), the ``fixed`` flag is left out so the defaults fix the same ones.
+    """
+    config = model.config
+    bounds = [list(map(float, b)) for b in config.suggested_bounds()]
+    inits = [float(x) for x in config.suggested_init()]
+    fixed = [bool(x) for x in config.suggested_fixed()]
+    parameters = []
+    for par in config.par_order:
+        sl = config.par_slice(par)
+        entry = {"bounds": bounds[sl], "inits": inits[sl], "name": par}
+        if len(set(fixed[sl])) == 1:  # mixed (e.g. bins without uncertainty): the defaults
+            entry["fixed"] = fixed[sl][0]
+        parameters.append(entry)
+    values = np.asarray(data, dtype=float).tolist()
+    spec = {
+        "channels": copy.deepcopy(model.spec["channels"]),
+        "version": SCHEMA_VERSION,
+        "measurements": [
+            {"name": name, "config": {"poi": config.poi_name, "parameters": parameters}}
+        ],
+        "observations": [
+            {"name": ch, "data": values[config.channel_slices[ch]]} for ch in config.channels
+        ],
+    }
+    return spec

@@ -18,8 +18,14 @@ import numpy as np
 
 from diffana.errors import WorkspaceError
 from diffana.stats import _spec_checks as checks
-from diffana.stats._schema import SCHEMA_VERSION, spec_error, validate
-from diffana.stats._workspace_ops import VALID_JOINS, combine_specs, prune_and_rename, sorted_spec
+from diffana.stats._schema import spec_error, validate
+from diffana.stats._workspace_ops import (
+    VALID_JOINS,
+    build_spec,
+    combine_specs,
+    prune_and_rename,
+    sorted_spec,
+)
 from diffana.stats.patchset import apply_patches
 
 __all__ = ["Workspace"]
@@ -336,29 +342,7 @@ class Workspace(dict):
         with bins without uncertainty), the flag is left out so the rebuilt model fixes the same
         components.
         """
-        config = model.config
-        bounds = [list(map(float, b)) for b in config.suggested_bounds()]
-        inits = [float(x) for x in config.suggested_init()]
-        fixed = [bool(x) for x in config.suggested_fixed()]
-        parameters = []
-        for par in config.par_order:
-            sl = config.par_slice(par)
-            entry = {"bounds": bounds[sl], "inits": inits[sl], "name": par}
-            if len(set(fixed[sl])) == 1:  # mixed (e.g. bins without uncertainty): the defaults
-                entry["fixed"] = fixed[sl][0]
-            parameters.append(entry)
-        values = np.asarray(data, dtype=float).tolist()
-        spec = {
-            "channels": copy.deepcopy(model.spec["channels"]),
-            "version": SCHEMA_VERSION,
-            "measurements": [
-                {"name": name, "config": {"poi": config.poi_name, "parameters": parameters}}
-            ],
-            "observations": [
-                {"name": ch, "data": values[config.channel_slices[ch]]} for ch in config.channels
-            ],
-        }
-        return cls(spec, validate=validate)
+        return cls(build_spec(model, data, name), validate=validate)
 
 
 def _check_workspace(spec: dict[str, Any], version: Any) -> None:
