@@ -29,7 +29,6 @@ from diffana.pipeline.cache import BlockCache
 from diffana.pipeline.chunking import chunk_fileset
 from diffana.pipeline.cluster import connect
 from diffana.pipeline.evaluate import Kind, Partial, evaluate_chunk, merge, param_vector, tree_sum
-from diffana.pipeline.hardhist import to_hist
 from diffana.pipeline.histogram import SoftHistogram
 from diffana.pipeline.progress import SkimProgress
 from diffana.pipeline.readstats import ReadTotals, read_totals, reset_read_totals
@@ -326,7 +325,7 @@ class Engine:
 
     def hard_histograms(self, params: Mapping[str, float] | None = None) -> dict[str, Any]:
         """The hard pass as ``hist.Hist`` objects, by output name."""
-        return {name: to_hist(h) for name, h in self.evaluate(params, hardness=math.inf).items()}
+        return {name: h.to_hist() for name, h in self.evaluate(params, hardness=math.inf).items()}
 
     def jacobian(
         self, params: Mapping[str, float] | None = None, *, hardness: float = 1.0

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from diffana.processors.base import Chunk, ColumnBlock, Parameter, Processor
 
-__all__ = ["Chunk", "ColumnBlock", "Parameter", "Processor"]
+__all__ = ["Chunk", "CoffeaProcessor", "ColumnBlock", "Parameter", "Processor"]
+
+
+def __getattr__(name: str) -> Any:  # coffea is slow to import: load the adapter on first use
+    if name == "CoffeaProcessor":
+        from diffana.processors.coffea_adapter import CoffeaProcessor
+
+        return CoffeaProcessor
+    msg = f"module 'diffana.processors' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -25,7 +25,6 @@ from coffea.processor import ProcessorABC
 
 from diffana.pipeline.blocks import pack_skim, unpack_skim
 from diffana.pipeline.evaluate import evaluate_chunk, param_vector
-from diffana.pipeline.hardhist import to_hist
 from diffana.processors.base import Chunk, Processor
 
 __all__ = ["CoffeaProcessor"]
@@ -61,7 +60,7 @@ class CoffeaProcessor(ProcessorABC):
         partial = evaluate_chunk(
             blocks, self.processor, self.fingerprint, self.theta, self.hardness, "value"
         )
-        return {name: to_hist(part.to_soft()) for name, part in partial.hists.items()}
+        return {name: part.to_soft().to_hist() for name, part in partial.hists.items()}
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         return accumulator

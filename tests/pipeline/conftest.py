@@ -7,7 +7,6 @@ histograms from the files with uproot + awkward + hist only, as the independent 
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,13 +14,12 @@ from types import SimpleNamespace
 import awkward as ak
 import cloudpickle
 import hist
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import uproot
 
-from diffana.pipeline.histogram import SoftHistogram
+from diffana.pipeline import cut, sigmoid_histogram
 from diffana.processors.base import Parameter, Processor
 
 # workers cannot import this conftest: ship its classes by value
@@ -71,28 +69,8 @@ def write_nanoaod(path: Path, n: int, seed: int, *, basket: int = 250) -> None:
             )
 
 
-def _step(x, cut, scale, hardness):
-    if isinstance(hardness, float) and math.isinf(hardness):
-        return (x > cut).astype(x.dtype)
-    return jax.nn.sigmoid(hardness * (x - cut) / scale)
-
-
-def _fill(x, w, edges, bandwidth, hardness):
-    edges = jnp.asarray(edges, x.dtype)
-    if isinstance(hardness, float) and math.isinf(hardness):
-        prob = jax.nn.one_hot(
-            jnp.searchsorted(edges, x, side="right"), edges.shape[0] + 1, dtype=x.dtype
-        )
-    else:
-        cdf = jax.nn.sigmoid((edges[None, :] - x[:, None]) * hardness / bandwidth)
-        n = x.shape[0]
-        cdf = jnp.concatenate([jnp.zeros((n, 1), x.dtype), cdf, jnp.ones((n, 1), x.dtype)], axis=1)
-        prob = jnp.diff(cdf, axis=1)
-    return w @ prob, (w * w) @ prob
-
-
 class ToyProcessor(Processor):
-    """Soft jet-pT and b-tag cuts; H_T and soft jet count histograms; a JES block for nominal samples."""
+    """Soft jet-pT and b-tag cuts; H_T and jet-count histograms with diffana's soft ops; a JES block."""
 
     name = "toy"
     parameters = (
@@ -120,16 +98,25 @@ class ToyProcessor(Processor):
             jnp.asarray(block["jet_pt"], jnp.float64),
             jnp.asarray(block["jet_btag"], jnp.float64),
         )
-        wj = _step(pt, params["jet_pt"], 5.0, hardness)
-        tagged = 1.0 - jnp.prod(1.0 - wj * _step(btag, params["btag"], 0.1, hardness), axis=1)
+        wj = cut(pt, params["jet_pt"], width=5.0, hardness=hardness)
+        bj = cut(btag, params["btag"], width=0.1, hardness=hardness)
+        tagged = 1.0 - jnp.prod(1.0 - wj * bj, axis=1)  # at least one selected b-tagged jet
         w = jnp.asarray(block.weight, jnp.float64) * tagged
         ht = jnp.sum(wj * pt, axis=1)
         nj = jnp.sum(wj, axis=1)
-        ht_w, ht_w2 = _fill(ht, w, HT_EDGES, 20.0, hardness)
-        nj_w, nj_w2 = _fill(nj, w, NJ_EDGES, 0.5, hardness)
         return {
-            "ht": SoftHistogram(ht_w, ht_w2, jnp.asarray(HT_EDGES), "ht", "H_T [GeV]"),
-            "njet": SoftHistogram(nj_w, nj_w2, jnp.asarray(NJ_EDGES), "njet", "jets"),
+            "ht": sigmoid_histogram(
+                ht, HT_EDGES, width=20.0, hardness=hardness, weights=w, axis_name="ht", label="H_T"
+            ),
+            "njet": sigmoid_histogram(
+                nj,
+                NJ_EDGES,
+                width=0.5,
+                hardness=hardness,
+                weights=w,
+                axis_name="njet",
+                label="jets",
+            ),
         }
 
     def output_name(self, key, chunk, systematic):

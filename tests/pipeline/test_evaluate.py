@@ -1,16 +1,12 @@
-"""Phase-2 pieces: deterministic tree sums, partial results, parameter vectors, hist conversion."""
+"""Phase-2 pieces: deterministic tree sums, partial results, parameter vectors."""
 
 from __future__ import annotations
 
-import hist
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from diffana.errors import ConfigError
 from diffana.pipeline.evaluate import HistPart, Partial, merge, param_vector, tree_sum
-from diffana.pipeline.hardhist import to_hist
-from diffana.pipeline.histogram import SoftHistogram
 
 
 def _part(values, jac=None):
@@ -58,13 +54,3 @@ def test_param_vector_in_processor_order(toy):
         ConfigError, match=r"unknown \['eta'\], missing \[\].*expected exactly \['jet_pt', 'btag'\]"
     ):
         param_vector(proc, {"btag": 0.7, "jet_pt": 25, "eta": 1.0})
-
-
-def test_to_hist_keeps_flow_bins_and_variation_axes():
-    sumw = jnp.arange(10.0).reshape(2, 5)
-    h = to_hist(SoftHistogram(sumw, 2 * sumw, jnp.array([0.0, 1.0, 2.0, 4.0]), "m", "mass"))
-    assert isinstance(h, hist.Hist)
-    assert h.axes.name == ("variation0", "m")
-    np.testing.assert_array_equal(h.axes["m"].edges, [0, 1, 2, 4])
-    np.testing.assert_array_equal(h.values(flow=True), np.arange(10.0).reshape(2, 5))
-    np.testing.assert_array_equal(h.variances(), 2 * np.arange(10.0).reshape(2, 5)[:, 1:-1])
