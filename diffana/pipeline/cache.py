@@ -14,13 +14,27 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from diffana.pipeline.blocks import ChunkBlocks
 from diffana.processors.base import Chunk, ColumnBlock
 
-__all__ = ["BlockCache"]
+__all__ = ["BlockCache", "CachedBlocks"]
+
+
+class CachedBlocks(NamedTuple):
+    """A reference to a chunk's blocks on disk: what a worker holds when blocks are kept on disk."""
+
+    chunk: Chunk
+    directory: str
+    fingerprint: str
+    kept: dict[str, int]
+    nbytes: int
+
+    def load(self) -> ChunkBlocks:
+        return BlockCache(self.directory).load(self.chunk, self.fingerprint)
 
 
 class BlockCache:
@@ -78,3 +92,15 @@ class BlockCache:
             Path(tmp).unlink(missing_ok=True)
             raise
         return blocks
+
+    def reference_existing(self, chunk: Chunk, fingerprint: str) -> CachedBlocks:
+        """A reference to blocks already stored for ``chunk``."""
+        return self.reference(self.load(chunk, fingerprint), fingerprint)
+
+    def reference(self, blocks: ChunkBlocks, fingerprint: str) -> CachedBlocks:
+        """Store ``blocks`` (unless stored) and return a reference to them instead of the arrays."""
+        if not self.path(blocks.chunk, fingerprint).is_file():
+            self.store(blocks, fingerprint)
+        return CachedBlocks(
+            blocks.chunk, str(self.directory), fingerprint, dict(blocks.kept), blocks.nbytes
+        )

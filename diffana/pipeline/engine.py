@@ -56,7 +56,7 @@ class Jacobian(NamedTuple):
 
 
 def _stats(blocks: Any) -> tuple[int, int, int]:
-    return blocks.kept.get("nominal", 0), len(blocks.blocks), blocks.nbytes
+    return blocks.kept.get("nominal", 0), len(blocks.kept), blocks.nbytes
 
 
 class Engine:
@@ -76,6 +76,9 @@ class Engine:
         mode: ``"forward"``, ``"reverse"`` or ``"auto"`` for gradients (see :meth:`gradient_mode`).
         forward_max_params: with ``"auto"``, the most parameters for which forward mode is chosen.
         uproot_options: extra options for ``uproot.open`` in the skim.
+        keep: ``"memory"`` holds the blocks in worker memory (Dask spills them when memory is
+            short); ``"disk"`` writes them to ``cache`` and every step loads one chunk at a time,
+            so worker memory is set by the chunk size, not by the dataset (needs ``cache``).
     """
 
     def __init__(
@@ -93,7 +96,12 @@ class Engine:
         mode: Literal["auto", "forward", "reverse"] = "auto",
         forward_max_params: int = 8,
         uproot_options: Mapping[str, Any] | None = None,
+        keep: Literal["memory", "disk"] = "memory",
     ) -> None:
+        if keep not in ("memory", "disk") or (keep == "disk" and cache is None):
+            msg = f"keep must be 'memory' or 'disk' (with a cache folder), got keep={keep!r}, cache={cache!r}"
+            raise ConfigError(msg)
+        self.keep = keep
         if mode not in ("auto", "forward", "reverse"):
             msg = f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}"
             raise ConfigError(msg)
@@ -169,7 +177,16 @@ class Engine:
         to_read = [c for group, _ in collections for c in group]
         report.branches = tuple(sorted(necessary_columns(collections)))
         tasks = dict(zip(to_read, skim_tasks(self.processor, collections), strict=True))
-        if self.cache is not None:
+        if self.keep == "disk":
+            reference = dask.delayed(self.cache.reference, pure=True)
+            tasks = {c: reference(t, self.fingerprint) for c, t in tasks.items()}
+            tasks.update(
+                {
+                    c: dask.delayed(self.cache.reference_existing)(c, self.fingerprint)
+                    for c in cached
+                }
+            )
+        elif self.cache is not None:
             store = dask.delayed(self.cache.store, pure=True)
             tasks = {c: store(t, self.fingerprint) for c, t in tasks.items()}
             load = dask.delayed(self.cache.load, pure=True)

@@ -199,7 +199,12 @@ def evaluate_chunk(
     kind: Kind,
     cotangent: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Partial:
-    """Run the kernel over every block of one chunk and name its histograms (on a worker)."""
+    """Run the kernel over every block of one chunk and name its histograms (on a worker).
+
+    ``blocks`` may also be a reference to blocks on disk (anything with a ``load()`` method).
+    """
+    if not isinstance(blocks, ChunkBlocks):
+        blocks = blocks.load()
     hard = math.isinf(hardness)
     run = kernel(processor, fingerprint, kind, hard)
     theta_j = jnp.asarray(theta, dtype=jnp.float64)

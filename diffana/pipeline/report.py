@@ -95,7 +95,7 @@ class RunReport:
         rows = [
             ("chunks", f"{self.chunks_done}/{self.chunks} ({self.chunks_from_cache} from cache)"),
             ("events read / kept", f"{self.events_read:,} / {self.events_kept:,}"),
-            ("blocks in memory", f"{self.blocks} ({self.block_bytes / 2**20:.1f} MiB)"),
+            ("blocks", f"{self.blocks} ({self.block_bytes / 2**20:.1f} MiB)"),
             ("branches read", f"{len(self.branches)}: {', '.join(self.branches)}"),
             (
                 "bytes read",

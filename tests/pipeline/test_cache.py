@@ -56,3 +56,20 @@ def test_changed_processor_state_or_file_misses(toy, toy_fileset, tmp_path):
         report = engine.skim()
         assert report.chunks_from_cache == 6  # the other two files still hit
         assert cache.key(engine.chunks[0], "f") != key
+
+
+def test_blocks_kept_on_disk_give_the_same_results(
+    executor, toy, toy_fileset, toy_engines, tmp_path
+):
+    params = {"jet_pt": 36.0, "btag": 0.4}
+    with Engine(
+        toy.Processor(), toy_fileset, cluster=executor, chunk_size=500, cache=tmp_path, keep="disk"
+    ) as engine:
+        report = engine.skim()
+        assert report.blocks == 15
+        assert len(list(tmp_path.glob("*.npz"))) == 9
+        hists, jac = engine.jacobian(params)
+    ref_hists, ref_jac = toy_engines["inprocess"].jacobian(params)
+    for name, h in ref_hists.items():
+        np.testing.assert_array_equal(hists[name].sumw, h.sumw)
+        np.testing.assert_array_equal(jac[name].sumw, ref_jac[name].sumw)
