@@ -71,7 +71,11 @@ def dense_block(columns: Mapping[str, Any], *, where: str = "") -> ColumnBlock:
     out = {}
     for name, col in columns.items():
         try:
-            arr = ak.to_numpy(col, allow_missing=False)
+            arr = (
+                ak.to_numpy(col, allow_missing=False)
+                if isinstance(col, ak.Array)
+                else np.asarray(col)
+            )
         except (ValueError, TypeError) as exc:
             msg = f"{where}column {name!r} is not dense ({exc}); pad jagged columns with ak.pad_none(x, n, clip=True) and ak.fill_none"
             raise ConfigError(msg) from exc
@@ -112,13 +116,21 @@ def pad_block(block: ColumnBlock, size: int) -> ColumnBlock:
     return ColumnBlock(out)
 
 
-def unpack_skim(packed: ak.Array, chunk: Chunk, *, pad: bool = True) -> ChunkBlocks:
-    """The padded blocks of one chunk from the packed output of :func:`pack_skim`."""
+def unpack_skim(
+    packed: ak.Array, chunk: Chunk, *, prepare: Any = None, pad: bool = True
+) -> ChunkBlocks:
+    """The padded blocks of one chunk from the packed output of :func:`pack_skim`.
+
+    ``prepare(block, systematic)`` (a processor's :meth:`~Processor.prepare`) runs before padding.
+    """
     blocks, kept = {}, {}
     for systematic in packed.fields:
         record = packed[systematic][0]
         columns = {name: record[name] for name in record.fields}
-        block = dense_block(columns, where=f"{chunk}, systematic {systematic!r}: ")
+        where = f"{chunk}, systematic {systematic!r}: "
+        block = dense_block(columns, where=where)
+        if prepare is not None:
+            block = dense_block(prepare(block, systematic).columns, where=f"{where}after prepare: ")
         kept[systematic] = block.num_events
         blocks[systematic] = pad_block(block, bucket_size(block.num_events)) if pad else block
     return ChunkBlocks(chunk, blocks, kept)

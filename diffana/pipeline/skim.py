@@ -107,7 +107,8 @@ def skim_tasks(
         parts = packed.to_delayed(optimize_graph=True)
         for chunk, part in zip(group, parts, strict=True):
             key = f"diffana-blocks-{dask.base.tokenize(chunk, chunk.file_id, fingerprint)}"
-            tasks.append(dask.delayed(unpack_skim, pure=True)(part, chunk, dask_key_name=key))
+            unpack = dask.delayed(unpack_skim, pure=True)
+            tasks.append(unpack(part, chunk, prepare=processor.prepare, dask_key_name=key))
     return tasks
 
 

@@ -14,7 +14,9 @@ A processor is stateless and has three parts:
    ``events.metadata``, which holds the fileset metadata of the dataset plus ``dataset``,
    ``filename`` and ``treename``. Events may be dropped by a loose preselection that no parameter
    value within the bounds can undo.
-3. :meth:`Processor.histograms` (phase 2, every step): a pure JAX function of the parameters and one
+3. :meth:`Processor.prepare` (optional, once per block): dense numpy/JAX work that does not depend
+   on the parameters (trijet kinematics, ...), done once after the skim instead of at every step.
+4. :meth:`Processor.histograms` (phase 2, every step): a pure JAX function of the parameters and one
    block, returning ``{key: SoftHistogram}``. ``hardness`` is a positive traced scalar for the soft
    pass and the Python float ``math.inf`` for the exact hard twin. The engine compiles it once per
    block *shape*, so nothing sample-specific may be static: keys do not depend on the sample, and
@@ -153,6 +155,14 @@ class Processor(abc.ABC):
         Every column is an awkward or numpy array with the events on its first axis and regular
         inner axes; each systematic has a ``"weight"`` column. ``"nominal"`` is always present.
         """
+
+    def prepare(self, block: ColumnBlock, systematic: str) -> ColumnBlock:
+        """Add parameter-independent columns to a dense block, once (default: unchanged).
+
+        Runs on the unpadded numpy block of ``systematic`` right after the skim (and before the
+        block cache), outside ``jit``; it may use numpy or JAX and must keep the event axis.
+        """
+        return block
 
     @abc.abstractmethod
     def histograms(

@@ -56,7 +56,9 @@ class CoffeaProcessor(ProcessorABC):
             meta,
             str(meta.get("fileuuid", "")),
         )
-        blocks = unpack_skim(pack_skim(self.processor.skim(events)), chunk)
+        blocks = unpack_skim(
+            pack_skim(self.processor.skim(events)), chunk, prepare=self.processor.prepare
+        )
         partial = evaluate_chunk(
             blocks, self.processor, self.fingerprint, self.theta, self.hardness, "value"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import awkward as ak
 import dask_awkward as dak
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import uproot
@@ -14,7 +15,7 @@ from diffana.pipeline.blocks import bucket_size, pack_skim, unpack_skim
 from diffana.pipeline.chunking import chunk_fileset
 from diffana.pipeline.engine import Engine
 from diffana.pipeline.skim import necessary_columns, skim_collections
-from diffana.processors.base import Chunk
+from diffana.processors.base import Chunk, ColumnBlock
 
 REAL = "data/nanoAOD_2015_CMS_Open_Data_ttbar.root"
 
@@ -83,6 +84,22 @@ def test_pack_unpack_pads_to_bucket_with_zero_weight():
     np.testing.assert_array_equal(nominal["x"][3:], np.tile([5.0, 6.0], (61, 1)))
     np.testing.assert_array_equal(nominal.weight, [1, 2, 3] + [0] * 61)
     assert blocks.nbytes == 2 * 64 * (2 * 8 + 8)
+
+
+def test_prepare_adds_columns_before_padding():
+    def prepare(block, systematic):
+        return ColumnBlock({**block.columns, "sum": jnp.sum(jnp.asarray(block["x"]), axis=1)})
+
+    skimmed = {"nominal": {"x": ak.Array([[1.0, 2.0], [3.0, 4.0]]), "weight": np.ones(2)}}
+    block = unpack_skim(pack_skim(skimmed), CHUNK, prepare=prepare).blocks["nominal"]
+    assert isinstance(block["sum"], np.ndarray)
+    np.testing.assert_array_equal(block["sum"], [3.0] + [7.0] * 63)
+    with pytest.raises(ConfigError, match="after prepare: columns must share their first"):
+        unpack_skim(
+            pack_skim(skimmed),
+            CHUNK,
+            prepare=lambda b, s: ColumnBlock({**b.columns, "y": np.ones(3)}),
+        )
 
 
 def test_bucket_sizes_bound_padding_and_shapes():
