@@ -1,0 +1,163 @@
+"""Soft object counts: the probability that at least or exactly ``n`` objects pass.
+
+From per-object pass weights ``p_j`` (jets passing pT, eta and b-tag cuts; 0 for padding), two
+formulations give a soft event weight for "at least n" and "exactly n" objects:
+
+* ``method="poisson_binomial"`` (the default): the exact distribution of the count
+  ``N = sum_j B_j`` of independent Bernoulli(``p_j``) objects, by dynamic programming over the
+  (static, padded) object axis: ``P_j(c) = P_{j-1}(c) (1 - p_j) + P_{j-1}(c - 1) p_j``, with the
+  states above ``n`` merged into one. If each ``p_j`` is a sigmoid cut, this is exactly the expected
+  hard selection when every object's threshold is smeared by an independent logistic noise of scale
+  ``width / hardness``: a proper smoothing of the hard count whose gradient is that of the smoothed
+  yield. It ignores ``hardness`` except to recognise ``HARD``.
+* ``method="sigmoid"``: a sigmoid cut on the soft count ``S = sum_j p_j``,
+  ``sigmoid((S - n + 1/2) hardness / width)`` (``width`` in objects, default 0.5), and for exactly
+  ``n`` the window ``n - 1/2 < S < n + 1/2``. Cheaper (one sum), but the soft count of several
+  half-passing objects is not a count, so it is biased where objects sit near their thresholds.
+
+With ``hardness=HARD`` both are exact for 0/1 weights: ``sum_j p_j >= n`` (resp. ``== n``).
+
+Measured on 200k AGC-like events (8 padded jets, the AGC's pT > 25 GeV and b-tag > 0.5 cuts with
+slopes of 5 GeV and 0.05; ``benchmarks/soft_ops.py``, see ``benchmarks/README.md``), the
+Poisson-binomial weight is closer to the hard selection at every hardness and its yield derivative
+matches the finite-difference derivative of the hard yield better; it is the default.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from diffana._types import EventValues, Hardness, ObjectValues, Scalar
+from diffana.errors import ConfigError
+from diffana.pipeline.cuts import cut, window
+from diffana.pipeline.hardness import float_dtype, is_hard
+
+__all__ = ["at_least", "count_distribution", "exactly", "object_sum"]
+
+Method = Literal["poisson_binomial", "sigmoid"]
+_UNROLL = 32  # object axes up to this length are unrolled (fuses into one loop); longer ones scan
+
+
+def object_sum(values: ObjectValues) -> EventValues:
+    """Sum over the last (object) axis, unrolled for short padded axes.
+
+    XLA's CPU reductions over a short minor axis are several times slower than the unrolled sum.
+
+    Examples:
+        >>> object_sum(jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 0.0]])).tolist()
+        [6.0, 9.0]
+    """
+    values = jnp.asarray(values)
+    size = values.shape[-1]
+    if size == 0 or size > _UNROLL:
+        return jnp.sum(values, axis=-1)
+    total = values[..., 0]
+    for j in range(1, size):
+        total = total + values[..., j]
+    return total
+
+
+def count_distribution(p: ObjectValues, max_count: int) -> jax.Array:
+    """``P(N = 0), ..., P(N = max_count - 1), P(N >= max_count)`` for independent objects.
+
+    Args:
+        p: pass probabilities ``[..., objects]`` (0 for padding).
+        max_count: the highest count kept separately; larger counts are merged into the last entry.
+
+    Returns:
+        ``[..., max_count + 1]`` probabilities summing to 1.
+
+    Examples:
+        >>> count_distribution(jnp.array([0.5, 0.5]), 2).tolist()
+        [0.25, 0.5, 0.25]
+    """
+    if not isinstance(max_count, int) or max_count < 1:
+        msg = f"max_count must be a positive integer, got {max_count!r}"
+        raise ConfigError(msg)
+    p = jnp.asarray(p, float_dtype(p))
+    zero = jnp.zeros(p.shape[:-1], p.dtype)
+    states = [zero + 1.0] + [zero] * max_count
+
+    def step(states: list[jax.Array], pj: jax.Array, reachable: int) -> list[jax.Array]:
+        qj = 1.0 - pj
+        new = list(states)
+        new[0] = states[0] * qj
+        for c in range(1, min(reachable, max_count - 1) + 1):
+            new[c] = states[c] * qj + states[c - 1] * pj
+        if reachable >= max_count:
+            new[max_count] = states[max_count] + states[max_count - 1] * pj
+        return new
+
+    size = p.shape[-1]
+    if size <= _UNROLL:
+        for j in range(size):
+            states = step(states, p[..., j], j + 1)
+    else:
+        carry, _ = jax.lax.scan(
+            lambda s, pj: (jnp.stack(step(list(s), pj, max_count)), None),
+            jnp.stack(states),
+            jnp.moveaxis(p, -1, 0),
+        )
+        states = list(carry)
+    return jnp.stack(states, axis=-1)
+
+
+def _check(n: int, method: str) -> None:
+    if not isinstance(n, int) or n < 0:
+        msg = f"the object count n must be a non-negative integer, got {n!r}"
+        raise ConfigError(msg)
+    if method not in ("poisson_binomial", "sigmoid"):
+        msg = f"counting method must be 'poisson_binomial' or 'sigmoid', got {method!r}"
+        raise ConfigError(msg)
+
+
+def at_least(
+    p: ObjectValues,
+    n: int,
+    *,
+    hardness: Hardness,
+    method: Method = "poisson_binomial",
+    width: Scalar = 0.5,
+) -> EventValues:
+    """Probability that at least ``n`` of the objects pass (exact count ``>= n`` when hard).
+
+    Examples:
+        >>> from diffana.pipeline import HARD
+        >>> at_least(jnp.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]), 2, hardness=HARD).tolist()
+        [1.0, 0.0]
+        >>> p = jnp.array([[1.0, 1.0, 0.0], [0.9, 0.5, 0.5]])
+        >>> [round(v, 4) for v in at_least(p, 2, hardness=1.0).tolist()]
+        [1.0, 0.7]
+    """
+    _check(n, method)
+    if n == 0:
+        return jnp.ones(jnp.shape(p)[:-1], float_dtype(p))
+    if is_hard(hardness) or method == "sigmoid":
+        return cut(object_sum(p), n - 0.5, width=width, hardness=hardness)
+    return count_distribution(p, n)[..., n]
+
+
+def exactly(
+    p: ObjectValues,
+    n: int,
+    *,
+    hardness: Hardness,
+    method: Method = "poisson_binomial",
+    width: Scalar = 0.5,
+) -> EventValues:
+    """Probability that exactly ``n`` of the objects pass (exact count ``== n`` when hard).
+
+    Examples:
+        >>> from diffana.pipeline import HARD
+        >>> exactly(jnp.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]), 1, hardness=HARD).tolist()
+        [1.0, 0.0]
+        >>> exactly(jnp.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]]), 1, hardness=1.0).tolist()
+        [1.0, 0.5]
+    """
+    _check(n, method)
+    if is_hard(hardness) or method == "sigmoid":
+        return window(object_sum(p), n - 0.5, n + 0.5, width=width, hardness=hardness)
+    return count_distribution(p, n + 1)[..., n]
