@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -193,3 +194,12 @@ def test_input_errors(files, capsys, argv, words):
     err = " ".join(err.split())  # rich wraps long lines
     for word in words:
         assert word in err, err
+
+
+def test_workspace_from_stdin(files, capsys, monkeypatch, tmp_path):
+    expected = tmp_path / "pyhf.json"
+    _pyhf("inspect", files["agc_5"], "--output-file", str(expected))
+    monkeypatch.setattr("sys.stdin", io.StringIO(Path(files["agc_5"]).read_text()))
+    code, ours, _ = _diffana(capsys, "inspect", "-", "--json")
+    assert code == 0
+    assert ours == json.loads(expected.read_text())
