@@ -5,8 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from diffana.processors.base import Chunk, ColumnBlock, Parameter, Processor
+from diffana.processors.registry import PROCESSORS, get_processor
 
-__all__ = ["Chunk", "CoffeaProcessor", "ColumnBlock", "Parameter", "Processor"]
+__all__ = [
+    "PROCESSORS",
+    "Chunk",
+    "CoffeaProcessor",
+    "ColumnBlock",
+    "Parameter",
+    "Processor",
+    "get_processor",
+]
 
 
 def __getattr__(name: str) -> Any:  # coffea is slow to import: load the adapter on first use
