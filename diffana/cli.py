@@ -103,7 +103,71 @@ def _add_inspect(sub) -> None:
     p.set_defaults(func=_stats_command("inspect"))
 
 
-_COMMANDS: list = [_add_cls, _add_fit, _add_limit, _add_inspect]
+def _histograms_command(args: argparse.Namespace) -> int:
+    from diffana.processors.output import command
+
+    return command(args)
+
+
+def _add_histograms(sub) -> None:
+    p = sub.add_parser(
+        "histograms",
+        help="the hard pass of a processor alone: every histogram as JSON (edges, values, variances)",
+        description="Skim FILESET_OR_ROOT_FILE with the processor, run its hard pass at the given "
+        "parameters and write every histogram to OUT.json as {name: {edges, values, variances}}, "
+        "flow bins included (values and variances have len(edges) + 1 entries).",
+    )
+    p.add_argument(
+        "input",
+        metavar="FILESET_OR_ROOT_FILE",
+        help="a coffea fileset JSON, a folder written by 'diffana generate', the AGC's "
+        "nanoaod_inputs.json, or one ROOT file (local path, https:// or root:// URL)",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, metavar="OUT.json", help="the JSON file to write"
+    )
+    p.add_argument("--processor", default="agc_ttbar", help="registered name or module:Class")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a cut (repeatable)"
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a processor option, VALUE as JSON, e.g. max_jets=12 (repeatable)",
+    )
+    p.add_argument(
+        "--cluster",
+        default=None,
+        help="'local' (a LocalCluster) or a scheduler address tcp://host:port (default: in process)",
+    )
+    p.add_argument("--chunk-size", type=int, default=100_000, help="entries per chunk")
+    p.add_argument("--treename", default="Events", help="tree of files that do not name one")
+    p.add_argument(
+        "--skip-bad-files", action="store_true", help="skip unreadable files, report them"
+    )
+    single = p.add_argument_group("a single ROOT file")
+    single.add_argument("--process", default="ttbar", help="process of the file (default ttbar)")
+    single.add_argument("--variation", default="nominal", help="variation (default nominal)")
+    single.add_argument(
+        "--xsec", type=float, default=None, help="cross-section in pb (default: the AGC's)"
+    )
+    single.add_argument(
+        "--nevts", type=int, default=None, help="generated events (default: the file's entries)"
+    )
+    p.add_argument(
+        "--max-files",
+        type=int,
+        default=None,
+        metavar="N",
+        help="files per dataset of the AGC's nanoaod_inputs.json (default: all)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or run report")
+    p.set_defaults(func=_histograms_command)
+
+
+_COMMANDS: list = [_add_cls, _add_fit, _add_limit, _add_inspect, _add_histograms]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
