@@ -36,6 +36,7 @@ from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from diffana._types import EventValues, EventWeights, Hardness, Scalar
@@ -99,11 +100,13 @@ def _shares(at_edges: jax.Array, after: float) -> jax.Array:
 def _scatter(k: jax.Array, payload: jax.Array, spec: _Spec) -> jax.Array:
     """Sum ``payload[i, s]`` into bin ``k_i + s - reach``: ``[events, slots, columns]`` to
     ``[bins + 2, columns]``. Slots outside the axis carry exact zeros (fixed CDF values)."""
-    by_bin = jax.ops.segment_sum(payload, k + 1, spec.bins + 2)
-    total = jnp.zeros((spec.bins + 2 + 2 * spec.reach, payload.shape[-1]), payload.dtype)
-    for s in range(payload.shape[1]):
-        total = total.at[s : s + spec.bins + 2].add(by_bin[:, s])
-    return total[spec.reach : spec.reach + spec.bins + 2]
+    by_bin = jax.ops.segment_sum(payload, k + 1, spec.bins + 2)  # [bins + 2, slots, columns]
+    # Output bin b collects slot s of the events whose bin row is b - s + reach (static indices).
+    slots = np.arange(payload.shape[1])
+    rows = np.arange(spec.bins + 2)[:, None] - slots[None, :] + spec.reach
+    valid = (rows >= 0) & (rows < spec.bins + 2)
+    gathered = by_bin[np.clip(rows, 0, spec.bins + 1), slots[None, :]]
+    return jnp.sum(jnp.where(valid[..., None], gathered, 0.0), axis=1)
 
 
 def _sums(

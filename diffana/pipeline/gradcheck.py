@@ -27,7 +27,13 @@ def _flat_function(f: Callable[..., Any], args: Sequence[Any]) -> tuple[Callable
     def flat_f(v: jax.Array) -> jax.Array:
         return ravel_pytree(f(*unravel(v)))[0]
 
-    return jax.jit(flat_f), np.asarray(flat_in)
+    return flat_f, np.asarray(flat_in)
+
+
+def _central_differences(flat_f: Callable, x: jax.Array, step: float) -> jax.Array:
+    shifts = jnp.eye(x.size, dtype=x.dtype) * step
+    up, down = jax.vmap(flat_f)(x + shifts), jax.vmap(flat_f)(x - shifts)
+    return ((up - down) / (2 * step)).T
 
 
 def finite_difference_jacobian(f: Callable[..., Any], *args: Any, step: float = 1e-6) -> np.ndarray:
@@ -39,10 +45,7 @@ def finite_difference_jacobian(f: Callable[..., Any], *args: Any, step: float = 
         [[2.0, 0.0], [0.0, 6.0]]
     """
     flat_f, x = _flat_function(f, args)
-    shifts = np.eye(x.size, dtype=x.dtype) * step
-    up = np.asarray(jax.vmap(flat_f)(jnp.asarray(x + shifts)))
-    down = np.asarray(jax.vmap(flat_f)(jnp.asarray(x - shifts)))
-    return ((up - down) / (2 * step)).T
+    return np.asarray(jax.jit(_central_differences, static_argnums=(0, 2))(flat_f, x, step))
 
 
 def check_gradients(
@@ -65,11 +68,16 @@ def check_gradients(
         >>> _ = check_gradients(lambda a, b: jnp.sin(a) * b, np.array([0.3, 1.2]), 2.0)
     """
     flat_f, x = _flat_function(f, args)
-    reference = finite_difference_jacobian(f, *args, step=step)
-    scale = max(float(np.max(np.abs(reference))), np.finfo(float).tiny)
     rules = {"fwd": jax.jacfwd, "rev": jax.jacrev}
-    for mode in modes:
-        jac = np.asarray(jax.jit(rules[mode](flat_f))(jnp.asarray(x))).reshape(reference.shape)
+
+    @jax.jit  # one compilation for the differences and both derivative modes
+    def jacobians(x: jax.Array) -> tuple[jax.Array, ...]:
+        return _central_differences(flat_f, x, step), *(rules[m](flat_f)(x) for m in modes)
+
+    reference, *derived = (np.asarray(j) for j in jacobians(jnp.asarray(x)))
+    scale = max(float(np.max(np.abs(reference))), np.finfo(float).tiny)
+    for mode, jac in zip(modes, derived, strict=True):
+        jac = jac.reshape(reference.shape)
         if not np.all(np.isfinite(jac)):
             msg = f"{mode}-mode Jacobian has non-finite entries at {np.argwhere(~np.isfinite(jac))[:5].tolist()}"
             raise AssertionError(msg)

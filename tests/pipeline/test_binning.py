@@ -50,23 +50,35 @@ def _hist_fill(binning, x, weights):
     return h.view(flow=True)
 
 
-@pytest.mark.parametrize("binning", [AGC, Variable([50.0, 70.0, 110.0, 190.0, 350.0, 550.0])])
-@pytest.mark.parametrize("kernel", ["gaussian", "logistic"])
-def test_hard_fill_equals_hist_bin_by_bin(binning, kernel):
-    x = np.concatenate(
-        [RNG.exponential(150.0, 5000) + 20.0, _edge_values(np.asarray(binning.edges))]
-    )
-    w = RNG.normal(1.0, 0.3, (x.size, 3))
-    fill = kde_histogram if kernel == "gaussian" else sigmoid_histogram
-    scale = {"bandwidth": 10.0} if kernel == "gaussian" else {"width": 10.0}
-    h = fill(x, binning, hardness=HARD, weights=w, **scale)
-    assert h.sumw.shape == (3, binning.bins + 2)
+FILLS = {"gaussian": (kde_histogram, "bandwidth"), "logistic": (sigmoid_histogram, "width")}
+
+
+def _fill(kernel, x, binning, scale, weights=None, *, hardness, reach=None):
+    fill, key = FILLS[kernel]
+    h = fill(x, binning, hardness=hardness, weights=weights, reach=reach, **{key: scale})
+    return h.sumw, h.sumw2
+
+
+# One compilation per (kernel, binning, hardness, reach, shape): tests share these and their data.
+fill = jax.jit(_fill, static_argnums=0, static_argnames=("hardness", "reach"))
+VARIABLE = Variable([50.0, 60.0, 110.0, 190.0, 350.0, 550.0])
+X = np.concatenate([RNG.exponential(150.0, 2000) + 20.0, _edge_values(np.asarray(AGC.edges))])
+W = RNG.normal(1.0, 0.3, (X.size, 3))
+
+
+@pytest.mark.parametrize("binning", [AGC, VARIABLE])
+def test_hard_fill_equals_hist_bin_by_bin(binning):
+    x = np.concatenate([X, _edge_values(np.asarray(binning.edges))])
+    w = np.concatenate([W, np.ones((x.size - X.size, 3))])
+    sumw, sumw2 = fill("gaussian", x, binning, 10.0, w, hardness=HARD)
+    assert sumw.shape == (3, binning.bins + 2)
     for v in range(3):
         expected = _hist_fill(binning, x, w[:, v])
-        np.testing.assert_array_equal(h.sumw[v], expected.value)
-        np.testing.assert_array_equal(h.sumw2[v], expected.variance)
-    unweighted = fill(x, binning, hardness=HARD, **scale)
-    np.testing.assert_array_equal(unweighted.sumw, _hist_fill(binning, x, None).value)
+        np.testing.assert_array_equal(sumw[v], expected.value)
+        np.testing.assert_array_equal(sumw2[v], expected.variance)
+    # the kernel and its scale play no part in the hard twin; no weights means unit weights
+    unweighted = fill("logistic", x, binning, 3.0, hardness=HARD)[0]
+    np.testing.assert_array_equal(unweighted, _hist_fill(binning, x, None).value)
 
 
 def _dense_shares(x, edges, cdf):
@@ -76,44 +88,45 @@ def _dense_shares(x, edges, cdf):
     return np.diff(c, axis=1)
 
 
-@pytest.mark.parametrize("binning", [AGC, Variable([50.0, 60.0, 110.0, 190.0, 350.0, 550.0])])
-@pytest.mark.parametrize("hardness", [0.5, 1.0, 7.0])
-def test_soft_fills_equal_the_kernel_formula(binning, hardness):
-    x = np.concatenate([RNG.exponential(150.0, 3000) + 20.0, np.asarray(binning.edges)])
-    w = RNG.normal(1.0, 0.3, x.size)
-    edges = np.asarray(binning.edges)
-    for fill, cdf, scale in [
-        (kde_histogram, lambda d: norm.cdf(d / (15.0 / hardness)), {"bandwidth": 15.0}),
-        (sigmoid_histogram, lambda d: expit(d / (15.0 / hardness)), {"width": 15.0}),
-    ]:
-        shares = _dense_shares(x, edges, cdf) * w[:, None]
-        full = fill(x, binning, hardness=hardness, weights=w, reach=binning.bins + 1, **scale)
-        np.testing.assert_allclose(full.sumw, shares.sum(0), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(full.sumw2, (shares**2).sum(0), rtol=1e-12, atol=1e-12)
-        # the default window truncates the kernel where it is below float32 resolution
-        local = fill(x, binning, hardness=hardness, weights=w, **scale)
-        np.testing.assert_allclose(local.sumw, shares.sum(0), rtol=0, atol=1e-7 * x.size)
-        np.testing.assert_allclose(local.sumw.sum(), w.sum(), rtol=1e-13)
+CDFS = {"gaussian": norm.cdf, "logistic": expit}
 
 
-def _convergence_errors(fill, scales):
-    """Soft minus hard bin contents of a quadrature sample of N(0, 1), per scale."""
-    step = 1e-3
-    x = np.arange(-9.0, 9.0, step) + step / 2  # bin edges fall half-way between points
-    w = norm.pdf(x) * step
-    binning = Regular(12, -3.0, 3.0)
-    hard = np.asarray(fill(x, binning, hardness=HARD, weights=w).sumw)
-    return [np.asarray(fill(x, binning, hardness=1.0 / s, weights=w).sumw) - hard for s in scales]
+@pytest.mark.parametrize("kernel", ["gaussian", "logistic"])
+@pytest.mark.parametrize(("binning", "hardness"), [(AGC, 0.5), (AGC, 7.0), (VARIABLE, 1.0)])
+def test_soft_fills_equal_the_kernel_formula(kernel, binning, hardness):
+    x, w = X[np.isfinite(X)], W[np.isfinite(X), 0]
+    scale = 15.0 / hardness
+    shares = (
+        _dense_shares(x, np.asarray(binning.edges), lambda d: CDFS[kernel](d / scale)) * w[:, None]
+    )
+    full = fill(kernel, x, binning, 15.0, w, hardness=hardness, reach=binning.bins + 1)
+    np.testing.assert_allclose(full[0], shares.sum(0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(full[1], (shares**2).sum(0), rtol=1e-12, atol=1e-12)
+    # the default window truncates the kernel where it is below float64 resolution
+    local = fill(kernel, x, binning, 15.0, w, hardness=hardness)
+    np.testing.assert_allclose(local[0], shares.sum(0), rtol=0, atol=1e-13 * x.size)
+    np.testing.assert_allclose(np.sum(local[0]), w.sum(), rtol=1e-13)
+
+
+# A quadrature sample of N(0, 1): bin edges fall half-way between points.
+STEP = 1e-3
+GRID = np.arange(-9.0, 9.0, STEP) + STEP / 2
+DENSITY = norm.pdf(GRID) * STEP
+convergence_fill = jax.jit(
+    lambda kernel, hardness: _fill(
+        kernel, GRID, Regular(12, -3.0, 3.0), 1.0, DENSITY, hardness=hardness, reach=13
+    )[0],
+    static_argnums=0,
+)
 
 
 @pytest.mark.parametrize(("kernel", "variance"), [("gaussian", 1.0), ("logistic", np.pi**2 / 3.0)])
 def test_soft_to_hard_error_falls_as_the_kernel_variance(kernel, variance):
     # For a smooth density p, E[soft bin] - E[hard bin] = (var / 2) (p'(e_hi) - p'(e_lo)) + O(s^4),
     # with var = s^2 for the Gaussian and (pi s)^2 / 3 for the logistic kernel of scale s.
-    fill = kde_histogram if kernel == "gaussian" else sigmoid_histogram
-    key = "bandwidth" if kernel == "gaussian" else "width"
+    hard = fill(kernel, GRID, Regular(12, -3.0, 3.0), 1.0, DENSITY, hardness=HARD)[0]
     scales = [0.2, 0.1, 0.05]
-    errors = _convergence_errors(lambda *a, **k: fill(*a, **{key: 1.0}, **k), scales)
+    errors = [np.asarray(convergence_fill(kernel, 1.0 / s)) - hard for s in scales]
     edges = np.linspace(-3.0, 3.0, 13)
     slope = np.concatenate([[0.0], -edges * norm.pdf(edges), [0.0]])  # p'(e) of N(0, 1)
     for s, error in zip(scales, errors, strict=True):
@@ -127,48 +140,38 @@ def test_soft_to_hard_error_falls_as_the_kernel_variance(kernel, variance):
 
 @pytest.mark.parametrize("kernel", ["gaussian", "logistic"])
 def test_fill_derivatives_match_finite_differences(kernel):
-    fill = kde_histogram if kernel == "gaussian" else sigmoid_histogram
-    key = "bandwidth" if kernel == "gaussian" else "width"
     x = np.array([0.3, 1.2, 1.9, 2.5, 3.7, -0.5, 4.0])
     w = np.array([1.0, 0.5, 2.0, 1.5, 1.0, 0.7, 1.1])
+    w = np.stack([w, -2 * w], axis=1)  # a weight matrix: two variations
 
-    def regular(x, w, start, stop, scale, hardness):
-        h = fill(x, Regular(4, start, stop), hardness=hardness, weights=w, **{key: scale})
-        return h.sumw, h.sumw2
+    def regular(x, w, start, stop, scale, hardness):  # traced binning: every edge
+        return _fill(kernel, x, Regular(4, start, stop), scale, w, hardness=hardness)
 
     check_gradients(regular, x, w, 0.0, 4.0, 0.4, 1.3)
 
     def variable(x, w, edges):  # a window of 2 bins: kernel scale 0.02 against bins of 0.5
-        h = fill(x, Variable(edges), hardness=1.3, weights=w, reach=2, **{key: 0.02})
-        return h.sumw, h.sumw2
+        return _fill(kernel, x, Variable(edges), 0.02, w, hardness=1.3, reach=2)
 
     x_near = np.array([0.01, 0.99, 1.52, 2.0, 2.97, 3.99, 4.0])
-    check_gradients(variable, x_near, w, np.array([0.0, 1.0, 1.5, 3.0, 4.0]), step=1e-8)
-
-    def matrix(x, w):  # concrete binning and scale: the default window
-        return fill(x, Regular(8, 0.0, 4.0), hardness=2.0, weights=w, **{key: 0.4}).sumw
-
-    check_gradients(matrix, x, np.stack([w, 2 * w, -w], axis=1))
+    check_gradients(variable, x_near, w[:, 0], np.array([0.0, 1.0, 1.5, 3.0, 4.0]), step=1e-8)
 
 
 def test_weight_matrix_equals_one_fill_per_column():
-    x = RNG.exponential(150.0, 2000) + 20.0
-    w = RNG.normal(1.0, 0.3, (x.size, 4))
-    h = kde_histogram(x, AGC, bandwidth=20.0, hardness=2.0, weights=w)
-    for v in range(4):
-        one = kde_histogram(x, AGC, bandwidth=20.0, hardness=2.0, weights=w[:, v])
-        np.testing.assert_allclose(h.sumw[v], one.sumw, rtol=1e-13)
-        np.testing.assert_allclose(h.sumw2[v], one.sumw2, rtol=1e-13)
+    matrix = fill("gaussian", X, AGC, 20.0, W, hardness=2.0)
+    for v in range(W.shape[1]):
+        one = fill("gaussian", X, AGC, 20.0, W[:, v], hardness=2.0)
+        np.testing.assert_allclose(matrix[0][v], one[0], rtol=1e-13)
+        np.testing.assert_allclose(matrix[1][v], one[1], rtol=1e-13)
 
 
 def test_float32_kernel_stays_in_float32_and_agrees_with_float64():
-    x = RNG.exponential(150.0, 20000) + 20.0
-    h32 = kde_histogram(x.astype(np.float32), AGC, bandwidth=20.0, hardness=np.float64(1.0))
-    h64 = kde_histogram(x, AGC, bandwidth=20.0, hardness=1.0)
-    assert h32.sumw.dtype == np.float32
-    np.testing.assert_allclose(h32.sumw, h64.sumw, rtol=2e-5, atol=1e-2)
+    x = X[np.isfinite(X)]
+    h32 = fill("gaussian", x.astype(np.float32), AGC, 20.0, hardness=1.0)[0]
+    h64 = fill("gaussian", x, AGC, 20.0, hardness=1.0)[0]
+    assert h32.dtype == np.float32
+    np.testing.assert_allclose(h32, h64, rtol=2e-5, atol=1e-3)
     jaxpr = str(
-        jax.make_jaxpr(lambda x: kde_histogram(x, AGC, bandwidth=20.0, hardness=1.0).sumw)(
+        jax.make_jaxpr(lambda x: _fill("gaussian", x, AGC, 20.0, hardness=1.0))(
             x.astype(np.float32)
         )
     )
@@ -176,11 +179,11 @@ def test_float32_kernel_stays_in_float32_and_agrees_with_float64():
     assert "f64" not in jaxpr.split("erf")[1].split("\n")[0]
 
 
-def test_reach_follows_the_bandwidth_and_traced_hardness_assumes_at_least_one():
-    x = RNG.uniform(40.0, 560.0, 1000)
-    full = kde_histogram(x, AGC, bandwidth=30.0, hardness=1.0, reach=26).sumw
-    traced = jax.jit(lambda h: kde_histogram(x, AGC, bandwidth=30.0, hardness=h).sumw)(1.0)
-    np.testing.assert_allclose(traced, full, rtol=0, atol=1e-6)
+def test_traced_hardness_assumes_at_least_one_for_the_window():
+    x = X[np.isfinite(X)]
+    full = fill("gaussian", x, AGC, 30.0, hardness=1.0, reach=26)[0]
+    traced = jax.jit(lambda h: _fill("gaussian", x, AGC, 30.0, hardness=h)[0])(1.0)
+    np.testing.assert_allclose(traced, full, rtol=0, atol=1e-12)
 
 
 def test_bad_inputs_raise_config_errors():
