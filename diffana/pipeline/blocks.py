@@ -3,8 +3,10 @@
 The skim runs inside ``dask_awkward.map_partitions``, whose result must be one awkward array, so the
 ``{systematic: {column: array}}`` mapping a processor returns is packed into a length-1 record array
 (:func:`pack_skim`) and unpacked into :class:`ColumnBlock` objects once the partition is real
-(:func:`unpack_skim`). The event axis of every block is then padded to a bucket size
-(:func:`bucket_size`) so that the jit-compiled kernels see a handful of shapes, not one per chunk.
+(:func:`unpack_skim`). The event axis of every block is then padded to a whole number of slabs of
+a fixed size (:data:`DEFAULT_SLAB` events) and the kernels run slab by slab, so each kernel is
+compiled for ONE shape per worker process, whatever the chunk sizes and selection efficiencies.
+:func:`bucket_size` offers a few-shapes padding for processors' own compiled work.
 """
 
 from __future__ import annotations
@@ -18,7 +20,20 @@ import numpy as np
 from diffana.errors import ConfigError
 from diffana.processors.base import Chunk, ColumnBlock
 
-__all__ = ["ChunkBlocks", "bucket_size", "dense_block", "pack_skim", "pad_block", "unpack_skim"]
+__all__ = [
+    "DEFAULT_SLAB",
+    "ChunkBlocks",
+    "bucket_size",
+    "dense_block",
+    "pack_skim",
+    "pad_block",
+    "slab_rows",
+    "slabs",
+    "unpack_skim",
+]
+
+#: events per slab: the one event-axis length the kernels are compiled for
+DEFAULT_SLAB = 8192
 
 _MIN_BUCKET = 64
 
@@ -40,12 +55,31 @@ def bucket_size(n: int) -> int:
     return m << shift
 
 
+def slab_rows(n: int, slab: int) -> int:
+    """Rows of a block of ``n`` events padded to whole slabs (at least one).
+
+    Examples:
+        >>> [slab_rows(n, 1024) for n in (0, 1, 1024, 1025)]
+        [1024, 1024, 1024, 2048]
+    """
+    return max(1, -(-n // slab)) * slab
+
+
+def slabs(block: ColumnBlock, slab: int | None) -> list[dict[str, Any]]:
+    """The columns of each slab of a block (views, in order); the whole block if ``slab`` is None."""
+    n = block.num_events
+    if slab is None:
+        return [dict(block.columns)]
+    return [{k: v[i : i + slab] for k, v in block.columns.items()} for i in range(0, n, slab)]
+
+
 class ChunkBlocks(NamedTuple):
     """The blocks of one chunk: one per systematic, padded, with the event counts behind them."""
 
     chunk: Chunk
     blocks: dict[str, ColumnBlock]
     kept: dict[str, int]
+    slab: int | None = None
 
     @property
     def nbytes(self) -> int:
@@ -117,11 +151,12 @@ def pad_block(block: ColumnBlock, size: int) -> ColumnBlock:
 
 
 def unpack_skim(
-    packed: ak.Array, chunk: Chunk, *, prepare: Any = None, pad: bool = True
+    packed: ak.Array, chunk: Chunk, *, prepare: Any = None, slab: int | None = DEFAULT_SLAB
 ) -> ChunkBlocks:
-    """The padded blocks of one chunk from the packed output of :func:`pack_skim`.
+    """The blocks of one chunk, padded to whole slabs, from the packed output of :func:`pack_skim`.
 
-    ``prepare(block, systematic)`` (a processor's :meth:`~Processor.prepare`) runs before padding.
+    ``prepare(block, systematic)`` (a processor's :meth:`~Processor.prepare`) runs slab by slab
+    after padding, so jit-compiled work in it sees one shape too. ``slab=None``: no padding.
     """
     blocks, kept = {}, {}
     for systematic in packed.fields:
@@ -129,8 +164,20 @@ def unpack_skim(
         columns = {name: record[name] for name in record.fields}
         where = f"{chunk}, systematic {systematic!r}: "
         block = dense_block(columns, where=where)
-        if prepare is not None:
-            block = dense_block(prepare(block, systematic).columns, where=f"{where}after prepare: ")
         kept[systematic] = block.num_events
-        blocks[systematic] = pad_block(block, bucket_size(block.num_events)) if pad else block
-    return ChunkBlocks(chunk, blocks, kept)
+        if slab is not None:
+            block = pad_block(block, slab_rows(block.num_events, slab))
+        if prepare is not None:
+            parts = []
+            for cols in slabs(block, slab):
+                size = next(iter(cols.values())).shape[0]
+                part = dense_block(
+                    prepare(ColumnBlock(cols), systematic).columns, where=f"{where}after prepare: "
+                )
+                if part.num_events != size:
+                    msg = f"{where}prepare changed the number of events from {size} to {part.num_events}"
+                    raise ConfigError(msg)
+                parts.append(part.columns)
+            block = ColumnBlock({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+        blocks[systematic] = block
+    return ChunkBlocks(chunk, blocks, kept, slab)

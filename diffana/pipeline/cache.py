@@ -61,19 +61,22 @@ class BlockCache:
         """The blocks stored for ``chunk`` (raises ``FileNotFoundError`` when there are none)."""
         blocks: dict[str, dict[str, np.ndarray]] = {}
         kept: dict[str, int] = {}
+        slab = None
         with np.load(self.path(chunk, fingerprint), allow_pickle=False) as data:
             for name in data.files:
-                section, systematic, *column = name.split("/")
-                if section == "kept":
-                    kept[systematic] = int(data[name])
+                parts = name.split("/")
+                if parts[0] == "slab":
+                    slab = int(data[name]) or None
+                elif parts[0] == "kept":
+                    kept[parts[1]] = int(data[name])
                 else:
-                    blocks.setdefault(systematic, {})[column[0]] = data[name]
-        return ChunkBlocks(chunk, {s: ColumnBlock(c) for s, c in blocks.items()}, kept)
+                    blocks.setdefault(parts[1], {})[parts[2]] = data[name]
+        return ChunkBlocks(chunk, {s: ColumnBlock(c) for s, c in blocks.items()}, kept, slab)
 
     def store(self, blocks: ChunkBlocks, fingerprint: str) -> ChunkBlocks:
         """Write ``blocks`` atomically and return them (so it chains after a skim task)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        arrays = {}
+        arrays = {"slab": np.asarray(blocks.slab or 0)}
         for systematic, block in blocks.blocks.items():
             if "/" in systematic or any("/" in c for c in block.columns):
                 msg = f"systematic and column names must not contain '/': {systematic!r}, {sorted(block.columns)}"

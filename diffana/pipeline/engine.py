@@ -25,6 +25,7 @@ import numpy as np
 import uproot
 
 from diffana.errors import ChunkError, ConfigError
+from diffana.pipeline.blocks import DEFAULT_SLAB
 from diffana.pipeline.cache import BlockCache
 from diffana.pipeline.chunking import chunk_fileset
 from diffana.pipeline.cluster import connect
@@ -76,6 +77,8 @@ class Engine:
         mode: ``"forward"``, ``"reverse"`` or ``"auto"`` for gradients (see :meth:`gradient_mode`).
         forward_max_params: with ``"auto"``, the most parameters for which forward mode is chosen.
         uproot_options: extra options for ``uproot.open`` in the skim.
+        block_size: events per slab, the one event-axis length the kernels are compiled for
+            (blocks are padded to whole slabs; larger slabs mean fewer kernel calls, more padding).
         keep: ``"memory"`` holds the blocks in worker memory (Dask spills them when memory is
             short); ``"disk"`` writes them to ``cache`` and every step loads one chunk at a time,
             so worker memory is set by the chunk size, not by the dataset (needs ``cache``).
@@ -97,7 +100,12 @@ class Engine:
         forward_max_params: int = 8,
         uproot_options: Mapping[str, Any] | None = None,
         keep: Literal["memory", "disk"] = "memory",
+        block_size: int = DEFAULT_SLAB,
     ) -> None:
+        if block_size < 1:
+            msg = f"block_size must be a positive number of events, got {block_size}"
+            raise ConfigError(msg)
+        self.block_size = block_size
         if keep not in ("memory", "disk") or (keep == "disk" and cache is None):
             msg = f"keep must be 'memory' or 'disk' (with a cache folder), got keep={keep!r}, cache={cache!r}"
             raise ConfigError(msg)
@@ -123,6 +131,7 @@ class Engine:
             dict(uproot_options or {}),
         )
         self.fingerprint = processor.fingerprint()
+        self._cache_key = f"{self.fingerprint}-{block_size}"  # cached blocks are padded to slabs
         self._connection = connect(cluster)
         self.client = self._connection.client
         self.report = RunReport(dashboard=self._connection.dashboard_link)
@@ -157,7 +166,7 @@ class Engine:
             SkippedChunk(s.dataset, s.file, None, None, None, str(e)) for s, e in bad
         ]
         cached = [
-            c for c in chunks if self.cache is not None and (c, self.fingerprint) in self.cache
+            c for c in chunks if self.cache is not None and (c, self._cache_key) in self.cache
         ]
         to_read = [c for c in chunks if c not in set(cached)]
         unreadable: list[tuple[list[Chunk], Any]] = []
@@ -176,21 +185,20 @@ class Engine:
             ]
         to_read = [c for group, _ in collections for c in group]
         report.branches = tuple(sorted(necessary_columns(collections)))
-        tasks = dict(zip(to_read, skim_tasks(self.processor, collections), strict=True))
+        tasks = dict(
+            zip(to_read, skim_tasks(self.processor, collections, slab=self.block_size), strict=True)
+        )
         if self.keep == "disk":
             reference = dask.delayed(self.cache.reference, pure=True)
-            tasks = {c: reference(t, self.fingerprint) for c, t in tasks.items()}
+            tasks = {c: reference(t, self._cache_key) for c, t in tasks.items()}
             tasks.update(
-                {
-                    c: dask.delayed(self.cache.reference_existing)(c, self.fingerprint)
-                    for c in cached
-                }
+                {c: dask.delayed(self.cache.reference_existing)(c, self._cache_key) for c in cached}
             )
         elif self.cache is not None:
             store = dask.delayed(self.cache.store, pure=True)
-            tasks = {c: store(t, self.fingerprint) for c, t in tasks.items()}
+            tasks = {c: store(t, self._cache_key) for c, t in tasks.items()}
             load = dask.delayed(self.cache.load, pure=True)
-            tasks.update({c: load(c, self.fingerprint) for c in cached})
+            tasks.update({c: load(c, self._cache_key) for c in cached})
         ordered = [(c, tasks[c]) for c in chunks if c in tasks]
         self._reset_counters()
         with SkimProgress(len(ordered), enabled=self.progress, dashboard=report.dashboard) as bar:

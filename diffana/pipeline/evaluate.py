@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from diffana.errors import ConfigError
-from diffana.pipeline.blocks import ChunkBlocks
+from diffana.pipeline.blocks import ChunkBlocks, slabs
 from diffana.pipeline.histogram import SoftHistogram
 from diffana.processors.base import ColumnBlock, Processor
 
@@ -212,38 +212,44 @@ def evaluate_chunk(
     hists: dict[str, HistPart] = {}
     grad = np.zeros(theta.shape[0]) if kind == "vjp" else None
     for systematic, block in blocks.blocks.items():
-        names = {}
-        if kind == "vjp":
-            shapes = _output_shapes(processor, fingerprint, hard, theta_j, block.columns, h_arg)
-            names = {key: processor.output_name(key, blocks.chunk, systematic) for key in shapes}
-            ct = {}
-            for key, shape in shapes.items():
-                zero = np.zeros(shape.sumw.shape)
-                ct[key] = (
-                    cotangent.get(names[key], (zero, zero))
-                    if names[key] is not None and cotangent
-                    else (zero, zero)
-                )
-            out, g = run(theta_j, block.columns, h_arg, ct)
-            grad = grad + _f64(g)
-            jac: dict[str, Any] = {}
-        elif kind == "jvp":
-            out, jac = run(theta_j, block.columns, h_arg)
-        else:
-            out, jac = run(theta_j, block.columns, h_arg), {}
-        for key, h in out.items():
+        names: dict[str, str | None] = {}
+        sums: dict[str, list[np.ndarray]] = {}
+        meta: dict[str, Any] = {}
+        for columns in slabs(block, blocks.slab):
+            if kind == "vjp":
+                shapes = _output_shapes(processor, fingerprint, hard, theta_j, columns, h_arg)
+                names = names or {
+                    k: processor.output_name(k, blocks.chunk, systematic) for k in shapes
+                }
+                ct = {}
+                for key, shape in shapes.items():
+                    zero = np.zeros(shape.sumw.shape)
+                    given = (
+                        cotangent.get(names[key]) if cotangent and names[key] is not None else None
+                    )
+                    ct[key] = given if given is not None else (zero, zero)
+                out, g = run(theta_j, columns, h_arg, ct)
+                grad = grad + _f64(g)
+                jac: dict[str, Any] = {}
+            elif kind == "jvp":
+                out, jac = run(theta_j, columns, h_arg)
+            else:
+                out, jac = run(theta_j, columns, h_arg), {}
+            for key, h in out.items():
+                arrays = [_f64(h.sumw), _f64(h.sumw2)]
+                if kind == "jvp":
+                    arrays += [_f64(jac[key].sumw), _f64(jac[key].sumw2)]
+                if key in sums:
+                    sums[key] = [a + b for a, b in zip(sums[key], arrays, strict=True)]
+                else:
+                    sums[key], meta[key] = arrays, (np.asarray(h.edges), h.axis_name, h.label)
+        for key, arrays in sums.items():
             name = (
                 names[key] if key in names else processor.output_name(key, blocks.chunk, systematic)
             )
             if name is None:
                 continue
-            part = HistPart(
-                _f64(h.sumw),
-                _f64(h.sumw2),
-                np.asarray(h.edges),
-                h.axis_name,
-                h.label,
-                *((_f64(jac[key].sumw), _f64(jac[key].sumw2)) if kind == "jvp" else (None, None)),
-            )
+            jacs = (arrays[2], arrays[3]) if kind == "jvp" else (None, None)
+            part = HistPart(arrays[0], arrays[1], *meta[key], *jacs)
             hists[name] = hists[name] + part if name in hists else part
     return Partial(hists, grad, sum(blocks.kept.values()))

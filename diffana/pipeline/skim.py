@@ -19,7 +19,7 @@ import dask
 import dask_awkward as dak
 
 from diffana.errors import InputFileError
-from diffana.pipeline.blocks import ChunkBlocks, pack_skim, unpack_skim
+from diffana.pipeline.blocks import DEFAULT_SLAB, ChunkBlocks, pack_skim, unpack_skim
 from diffana.pipeline.readstats import CountingSource
 from diffana.processors.base import Chunk, Processor
 
@@ -98,7 +98,10 @@ def skim_collections(
 
 
 def skim_tasks(
-    processor: Processor, collections: Sequence[tuple[list[Chunk], dak.Array]]
+    processor: Processor,
+    collections: Sequence[tuple[list[Chunk], dak.Array]],
+    *,
+    slab: int | None = DEFAULT_SLAB,
 ) -> list[Any]:
     """One ``dask.delayed`` task per chunk, in the order of ``collections``, returning its blocks."""
     tasks = []
@@ -106,9 +109,11 @@ def skim_tasks(
     for group, packed in collections:
         parts = packed.to_delayed(optimize_graph=True)
         for chunk, part in zip(group, parts, strict=True):
-            key = f"diffana-blocks-{dask.base.tokenize(chunk, chunk.file_id, fingerprint)}"
+            key = f"diffana-blocks-{dask.base.tokenize(chunk, chunk.file_id, fingerprint, slab)}"
             unpack = dask.delayed(unpack_skim, pure=True)
-            tasks.append(unpack(part, chunk, prepare=processor.prepare, dask_key_name=key))
+            tasks.append(
+                unpack(part, chunk, prepare=processor.prepare, slab=slab, dask_key_name=key)
+            )
     return tasks
 
 

@@ -159,8 +159,9 @@ class Processor(abc.ABC):
     def prepare(self, block: ColumnBlock, systematic: str) -> ColumnBlock:
         """Add parameter-independent columns to a dense block, once (default: unchanged).
 
-        Runs on the unpadded numpy block of ``systematic`` right after the skim (and before the
-        block cache), outside ``jit``; it may use numpy or JAX and must keep the event axis.
+        Runs on the padded numpy block of ``systematic`` right after the skim (before the block
+        cache), outside ``jit``; it may use numpy or (jit-compiled) JAX and must keep the event
+        axis, padding rows included.
         """
         return block
 

@@ -218,12 +218,15 @@ def executor(request: pytest.FixtureRequest):
 
 @pytest.fixture(scope="session")
 def toy_engines(toy_fileset, local_client):
-    """The toy processor skimmed once in process and once on the LocalCluster (500-entry chunks)."""
+    """The toy processor skimmed once in process and once on the LocalCluster (500-entry chunks,
+    blocks of 1 to 2 slabs of 256 events)."""
     from diffana.pipeline.engine import Engine
 
     engines = {
-        "inprocess": Engine(ToyProcessor(), toy_fileset, chunk_size=500),
-        "local": Engine(ToyProcessor(), toy_fileset, cluster=local_client, chunk_size=500),
+        "inprocess": Engine(ToyProcessor(), toy_fileset, chunk_size=500, block_size=256),
+        "local": Engine(
+            ToyProcessor(), toy_fileset, cluster=local_client, chunk_size=500, block_size=256
+        ),
     }
     for engine in engines.values():
         engine.skim()

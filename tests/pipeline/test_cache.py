@@ -20,7 +20,7 @@ def test_rerun_reads_nothing_and_gives_identical_histograms(executor, toy, toy_f
     files = sorted(tmp_path.glob("*.npz"))
     assert len(files) == 9
     with np.load(files[0], allow_pickle=False) as data:  # plain arrays, no pickle
-        assert {n.split("/")[0] for n in data.files} == {"kept", "block"}
+        assert {n.split("/")[0] for n in data.files} == {"slab", "kept", "block"}
     with Engine(
         toy.Processor(), toy_fileset, cluster=executor, chunk_size=500, cache=tmp_path
     ) as second:
@@ -63,7 +63,13 @@ def test_blocks_kept_on_disk_give_the_same_results(
 ):
     params = {"jet_pt": 36.0, "btag": 0.4}
     with Engine(
-        toy.Processor(), toy_fileset, cluster=executor, chunk_size=500, cache=tmp_path, keep="disk"
+        toy.Processor(),
+        toy_fileset,
+        cluster=executor,
+        chunk_size=500,
+        cache=tmp_path,
+        keep="disk",
+        block_size=256,  # as the reference engine: the same slabs, the same sums
     ) as engine:
         report = engine.skim()
         assert report.blocks == 15

@@ -45,7 +45,7 @@ def test_hard_pass_matches_uproot_awkward_hist(toy_engine, toy_fileset, toy):
 
 def test_executors_give_the_same_histograms_and_gradients(toy_engines):
     local, inproc = toy_engines["local"], toy_engines["inprocess"]
-    for hardness in (1.0, 3.0, math.inf):
+    for hardness in (2.0, math.inf):
         a, b = inproc.evaluate(PARAMS, hardness=hardness), local.evaluate(PARAMS, hardness=hardness)
         assert sorted(a) == sorted(b)
         for name in a:
@@ -131,13 +131,12 @@ def test_phase_two_reads_no_file_and_compiles_once_per_shape(toy_engines, local_
     assert read_totals().bytes == 0
     assert all(t.bytes == 0 for t in local_client.run(worker_totals).values())
     engine = toy_engines["inprocess"]
-    shapes = {tuple(b.num_events for b in cb.blocks.values()) for cb in engine._blocks}
-    distinct = {n for s in shapes for n in s}
+    assert {b.num_events % 256 for cb in engine._blocks for b in cb.blocks.values()} == {0}
+    assert max(b.num_events for cb in engine._blocks for b in cb.blocks.values()) > 256
     value_kernel = _KERNELS[(engine.fingerprint, "value", False)]
-    before = value_kernel._cache_size()
-    assert before <= len(distinct)
+    assert value_kernel._cache_size() == 1  # one slab shape: compiled once
     engine.evaluate({**PARAMS, "jet_pt": 41.0}, hardness=5.0)
-    assert value_kernel._cache_size() == before
+    assert value_kernel._cache_size() == 1
 
 
 def test_report_counts_chunks_events_branches_and_bytes(toy_engines, toy_fileset):

@@ -67,7 +67,7 @@ def test_real_nanoaod_through_the_engine(toy, real_fileset):
 CHUNK = Chunk("tt", "a.root", "Events", 0, 3)
 
 
-def test_pack_unpack_pads_to_bucket_with_zero_weight():
+def test_pack_unpack_pads_to_whole_slabs_with_zero_weight():
     skimmed = {
         "nominal": {
             "x": ak.Array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),
@@ -75,11 +75,12 @@ def test_pack_unpack_pads_to_bucket_with_zero_weight():
         },
         "up": {"x": ak.Array([[1.5, 2.5]]), "weight": np.array([4.0])},
     }
-    blocks = unpack_skim(pack_skim(skimmed), CHUNK)
+    blocks = unpack_skim(pack_skim(skimmed), CHUNK, slab=64)
+    assert blocks.slab == 64
     assert list(blocks.blocks) == ["nominal", "up"]
     assert blocks.kept == {"nominal": 3, "up": 1}
     nominal = blocks.blocks["nominal"]
-    assert nominal.num_events == bucket_size(3) == 64
+    assert nominal.num_events == 64
     np.testing.assert_array_equal(nominal["x"][:3], [[1, 2], [3, 4], [5, 6]])
     np.testing.assert_array_equal(nominal["x"][3:], np.tile([5.0, 6.0], (61, 1)))
     np.testing.assert_array_equal(nominal.weight, [1, 2, 3] + [0] * 61)
@@ -91,9 +92,25 @@ def test_prepare_adds_columns_before_padding():
         return ColumnBlock({**block.columns, "sum": jnp.sum(jnp.asarray(block["x"]), axis=1)})
 
     skimmed = {"nominal": {"x": ak.Array([[1.0, 2.0], [3.0, 4.0]]), "weight": np.ones(2)}}
-    block = unpack_skim(pack_skim(skimmed), CHUNK, prepare=prepare).blocks["nominal"]
+    calls = []
+    block = unpack_skim(
+        pack_skim(skimmed),
+        CHUNK,
+        prepare=lambda b, s: calls.append(b.num_events) or prepare(b, s),
+        slab=1,
+    ).blocks["nominal"]
+    assert calls == [1, 1]  # slab by slab
     assert isinstance(block["sum"], np.ndarray)
-    np.testing.assert_array_equal(block["sum"], [3.0] + [7.0] * 63)
+    np.testing.assert_array_equal(block["sum"], [3.0, 7.0])
+    block = unpack_skim(pack_skim(skimmed), CHUNK, prepare=prepare, slab=4).blocks["nominal"]
+    np.testing.assert_array_equal(block["sum"], [3.0, 7.0, 7.0, 7.0])
+    with pytest.raises(ConfigError, match="prepare changed the number of events from 4 to 2"):
+        unpack_skim(
+            pack_skim(skimmed),
+            CHUNK,
+            prepare=lambda b, s: ColumnBlock({k: v[:2] for k, v in b.columns.items()}),
+            slab=4,
+        )
     with pytest.raises(ConfigError, match="after prepare: columns must share their first"):
         unpack_skim(
             pack_skim(skimmed),
