@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from diffana.pipeline.binning import Regular, Variable, bin_index
 from diffana.pipeline.counting import at_least, count_distribution, exactly, object_sum
 from diffana.pipeline.cuts import cut, logical_and, logical_not, logical_or, window
@@ -19,9 +21,12 @@ from diffana.pipeline.observables import (
 
 __all__ = [
     "HARD",
+    "ClusterConfig",
+    "Engine",
     "Flat",
     "Padded",
     "Regular",
+    "RunReport",
     "SoftHistogram",
     "Trijets",
     "Variable",
@@ -47,3 +52,19 @@ __all__ = [
     "trijet_indices",
     "window",
 ]
+
+# The engine pulls in dask and coffea (slow imports): load it on first use.
+_ENGINE = {
+    "ClusterConfig": "diffana.pipeline.cluster",
+    "Engine": "diffana.pipeline.engine",
+    "RunReport": "diffana.pipeline.report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ENGINE:
+        import importlib
+
+        return getattr(importlib.import_module(_ENGINE[name]), name)
+    msg = f"module 'diffana.pipeline' has no attribute {name!r}"
+    raise AttributeError(msg)
