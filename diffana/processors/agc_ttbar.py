@@ -8,34 +8,33 @@ jets with a jet above ``btag``). The AGC's own ``>=`` / ``>`` are kept. Identifi
 ``sip3d``, lepton ``|eta|`` and ``jetId`` requirements are exact (:mod:`.agc_skim`). Optionally jet
 ``|eta| < jet_eta`` and a window ``obs_low <= observable < obs_high`` are parameters too.
 
-**Soft twin.** Each threshold is a sigmoid cut of width ``Parameter.scale`` (divided by the
-hardness); object counts are the Poisson-binomial probabilities of :func:`diffana.pipeline.exactly`
-and :func:`~diffana.pipeline.at_least`; the lepton, jet and b-tag requirements multiply; H_T is the
-expected sum, m_bjj the soft first-valid choice of :func:`~diffana.pipeline.best_trijet_mass`; the histograms
-are binned KDEs (or sigmoid-edge fills) over the AGC's 25 bins of 20 GeV over 50-550 GeV. With
-``hardness=HARD`` all of it is the AGC's hard selection and ``hist`` fill, flow bins included.
+**Soft twin** (:mod:`.agc_kernel`). Each threshold is a sigmoid cut of width ``Parameter.scale``
+(divided by the hardness); object counts are the Poisson-binomial probabilities of
+:func:`diffana.pipeline.exactly` and :func:`~diffana.pipeline.at_least`; the lepton, jet and b-tag
+requirements multiply; H_T is the expected sum; the m_bjj trijet is chosen by the hard selection at
+the current cuts (or softly, ``trijet_choice="soft"``); the histograms are binned KDEs (or
+sigmoid-edge fills) over the AGC's 25 bins of 20 GeV over 50-550 GeV. With ``hardness=HARD`` all of
+it is the AGC's hard selection and ``hist`` fill, flow bins included.
 
-**Weights and systematics.** An event weighs ``xsec * lumi / nevts`` (``lumi`` 3378 /pb; ``genWeight``
-is not used; ``process == "data"`` weighs 1). Nominal datasets also get the jet-pT blocks
-``pt_scale_up`` and ``pt_res_up`` and, in their nominal block, the weight variations filled in one
-pass as a weight matrix: ``btag_var_{i}_{up,down}`` with weight ``1 ± 0.075 * pT_i / 50`` (``pT_i``
-the i-th selected jet, :func:`nth_selected`) and, for ``wjets``, ``scale_var_{up,down}`` (± 2.5 %).
-ttbar ``scaleup``/``scaledown``/``ME_var``/``PS_var`` are datasets of their own; the luminosity
+**Weights and systematics.** An event weighs ``xsec * lumi / nevts`` (``lumi`` 3378 /pb;
+``genWeight`` is not used; ``process == "data"`` weighs 1). Nominal datasets also get the jet-pT
+blocks ``pt_scale_up`` and ``pt_res_up`` (:mod:`.agc_skim`) and, in their nominal block, the weight
+variations in the same pass: ``btag_var_{i}_{up,down}`` with weight ``1 +- 0.075 * pT_i / 50``
+(``pT_i`` the i-th selected jet) as columns of a weight matrix, and ``scale_var_{up,down}``
+(+- 2.5 %, a constant factor: the nominal sums scaled), named for ``wjets`` only. ttbar
+``scaleup``/``scaledown``/``ME_var``/``PS_var`` are datasets of their own; the luminosity
 uncertainty belongs to the model. Histograms are named as the AGC names them: ``4j1b_ttbar``,
 ``4j1b_ttbar_ME_var``, ``4j2b_wjets_pt_scale_up``, ``4j2b_ttbar_btag_var_0_up``,
 ``4j1b_wjets_scale_var_down``.
 
 **Block columns** (events on the first axis, after :meth:`AGCTtbarProcessor.prepare`):
 ``lep_pt [E, 2]`` float32 (the two leading leptons, enough for "exactly one" at any threshold),
-``jet_pt [E, max_jets]`` float32,
-``jet_btag [E, max_jets]`` float32, ``trijet_mass [E, C(max_jets, 3)]`` float32 and
-``trijet_order`` (int8, the trijets in decreasing pT),
-``weight [E]`` float64, ``jet_abs_eta`` with the eta parameter, and the flag
-``weight_variations`` (bool) in the blocks that carry weight variations (the nominal blocks of
-nominal datasets; they fill all ten variations and :meth:`~AGCTtbarProcessor.output_name` keeps
-``scale_var`` for ``wjets`` only, so that every block has one of two column layouts and the kernel
-compiles twice per block size, not once per sample). Zeros pad missing objects. Events with
-more than ``max_jets`` loose jets lose their softest ones: :meth:`~AGCTtbarProcessor.prepare` counts
+``jet_pt``, ``jet_btag [E, max_jets]`` float32, ``trijet_mass [E, C(max_jets, 3)]`` float32,
+``trijet_order`` (int8/int16: the trijets in decreasing pT), ``weight [E]`` float64,
+``jet_abs_eta`` with the eta parameter, and the flag ``weight_variations`` (bool) in the nominal
+blocks of nominal datasets. Every block has one of these two layouts, so the kernel compiles twice
+per block length, whatever the samples. Zeros pad missing objects. Events with more than
+``max_jets`` loose jets (above the lower jet-pT bound) lose their softest ones: ``prepare`` counts
 them and warns (:class:`ClippedObjectsWarning`).
 """
 
@@ -47,24 +46,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import awkward as ak
-import jax.numpy as jnp
 import numpy as np
 
 from diffana.errors import ConfigError
-from diffana.pipeline import (
-    Regular,
-    SoftHistogram,
-    Trijets,
-    at_least,
-    best_trijet_mass,
-    cut,
-    exactly,
-    is_hard,
-    kde_histogram,
-    scalar_sum,
-    sigmoid_histogram,
-    window,
-)
+from diffana.pipeline import SoftHistogram
+from diffana.processors.agc_kernel import BINNING, KernelSpec, agc_histograms
 from diffana.processors.agc_skim import (
     jet_pt_variations,
     pad_objects,
@@ -81,13 +67,10 @@ __all__ = [
     "PARAMETERS",
     "AGCTtbarProcessor",
     "ClippedObjectsWarning",
-    "nth_selected",
 ]
 
 LUMI = 3378.0
 """Integrated luminosity of the AGC's CMS 2015 open data, in /pb."""
-BINNING = Regular(25, 50.0, 550.0)
-"""The AGC's histogram binning (under- and overflow bins are kept)."""
 PARAMETERS = (
     Parameter("lepton_pt", 30.0, (20.0, 60.0), 5.0, "GeV", "lepton pT threshold"),
     Parameter("jet_pt", 30.0, (20.0, 60.0), 5.0, "GeV", "jet pT threshold"),
@@ -100,36 +83,10 @@ OPTIONAL_PARAMETERS = {
         Parameter("obs_high", 550.0, (350.0, 550.0), 10.0, "GeV", "observable upper limit"),
     ),
 }
-_LABELS = {"4j1b": "$H_T$ [GeV]", "4j2b": "$m_{bjj}$ [GeV]"}
-_BTAG_VAR, _BTAG_PT, _SCALE_VAR = 0.075, 50.0, 0.025
-_DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 
 
 class ClippedObjectsWarning(UserWarning):
     """Some events had more loose jets than the processor's padded width; the softest were dropped."""
-
-
-def nth_selected(values: Any, weights: Any, n: int) -> Any:
-    """Expected value of the 1st … n-th selected object (0 if there is none), ``[events, n]``.
-
-    Object ``j`` is the ``c``-th selected one with probability ``w_j P_{j-1}(c)``, where
-    ``P_{j-1}(c)`` is the probability that exactly ``c`` of the objects before it are selected
-    (independent objects, the recursion of :func:`diffana.pipeline.count_distribution`). With 0/1
-    weights this is exactly the pT of the i-th selected jet, as the AGC's ``jets.pt[:, i]``.
-
-    Examples:
-        >>> nth_selected(jnp.array([[50.0, 40.0, 30.0]]), jnp.array([[1.0, 0.0, 1.0]]), 2).tolist()
-        [[50.0, 30.0]]
-    """
-    prior = [jnp.ones_like(values[:, 0])] + [jnp.zeros_like(values[:, 0])] * (n - 1)
-    out = [jnp.zeros_like(values[:, 0])] * n
-    for j in range(values.shape[1]):
-        w, v = weights[:, j], values[:, j]
-        out = [out[c] + w * prior[c] * v for c in range(n)]
-        prior = [prior[0] * (1.0 - w)] + [
-            prior[c] * (1.0 - w) + prior[c - 1] * w for c in range(1, n)
-        ]
-    return jnp.stack(out, axis=-1)
 
 
 class AGCTtbarProcessor(Processor):
@@ -146,6 +103,11 @@ class AGCTtbarProcessor(Processor):
         dtype: ``"float32"`` (fast) or ``"float64"`` of the soft kernel; sums are float64 either way
             and the hard pass computes as the AGC does.
         counting: ``method`` of :func:`~diffana.pipeline.at_least` / :func:`~diffana.pipeline.exactly`.
+        trijet_choice: ``"fixed"``: the 4j2b trijet is chosen by the hard selection at the current
+            cuts (the mass is exact, the gradient flows through the event weights; events whose
+            hard selection has no b-tagged trijet fill the underflow bin); ``"soft"``: the soft
+            first-valid choice of :func:`~diffana.pipeline.best_trijet_mass` (its gradient also
+            sees the choice switch, at about 20 times the cost of the forward pass).
 
     Examples:
         >>> AGCTtbarProcessor(jet_eta=True).parameter_names
@@ -160,37 +122,47 @@ class AGCTtbarProcessor(Processor):
         *,
         jet_eta: bool = False,
         observable_window: bool = False,
-        max_jets: int = 10,
+        max_jets: int = 12,
         lumi: float = LUMI,
         fill: str = "kde",
         bandwidth: float = 10.0,
         dtype: str = "float32",
         counting: str = "poisson_binomial",
+        trijet_choice: str = "fixed",
     ) -> None:
         if isinstance(max_jets, bool) or not isinstance(max_jets, int) or not 4 <= max_jets <= 16:
             msg = f"max_jets must be an integer from 4 to 16 (C(n, 3) trijets per event), got {max_jets!r}"
             raise ConfigError(msg)
-        checks = {"fill": (fill, ("kde", "sigmoid")), "dtype": (dtype, tuple(_DTYPES))}
-        checks["counting"] = (counting, ("poisson_binomial", "sigmoid"))
-        for option, (value, allowed) in checks.items():
+        choices = {
+            "fill": (fill, ("kde", "sigmoid")),
+            "dtype": (dtype, ("float32", "float64")),
+            "counting": (counting, ("poisson_binomial", "sigmoid")),
+            "trijet_choice": (trijet_choice, ("fixed", "soft")),
+        }
+        for option, (value, allowed) in choices.items():
             if value not in allowed:
                 msg = f"{option} must be one of {list(allowed)}, got {value!r}"
                 raise ConfigError(msg)
-        for option, value in {
-            "lumi": lumi,
-            "bandwidth": bandwidth,
-        }.items():
+        for option, value in (("lumi", lumi), ("bandwidth", bandwidth)):
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 msg = f"{option} must be a positive finite number, got {value!r}"
                 raise ConfigError(msg)
         self.jet_eta, self.observable_window = bool(jet_eta), bool(observable_window)
-        self.max_jets, self.lumi, self.fill = max_jets, float(lumi), fill
-        self.bandwidth = float(bandwidth)
-        self.dtype, self.counting = dtype, counting
+        self.max_jets, self.lumi = max_jets, float(lumi)
         extra = [
             p for key in OPTIONAL_PARAMETERS if getattr(self, key) for p in OPTIONAL_PARAMETERS[key]
         ]
         self.parameters = (*PARAMETERS, *extra)  # type: ignore[misc]
+        self.spec = KernelSpec(
+            widths=tuple((p.name, p.scale) for p in self.parameters),
+            jet_eta=self.jet_eta,
+            observable_window=self.observable_window,
+            fill=fill,
+            bandwidth=float(bandwidth),
+            dtype=dtype,
+            counting=counting,
+            trijet_choice=trijet_choice,
+        )
 
     def _parameter(self, name: str) -> Parameter:
         return next(p for p in self.parameters if p.name == name)
@@ -246,12 +218,17 @@ class AGCTtbarProcessor(Processor):
         return out
 
     def prepare(self, block: ColumnBlock, systematic: str) -> ColumnBlock:
-        """Trijet kinematics once per block; count (and warn about) clipped events."""
+        """Trijet kinematics once per block; count (and warn about) clipped events.
+
+        Padding rows (weight 0, see the module docstring of :mod:`diffana.processors.base`) are
+        not counted.
+        """
         columns = dict(block.columns)
-        clipped = int(np.count_nonzero(columns.pop("jets_clipped")))
+        real = np.asarray(columns["weight"]) != 0
+        clipped = int(np.count_nonzero(np.asarray(columns.pop("jets_clipped"))[real]))
         if clipped:
             warnings.warn(
-                f"{clipped} of {block.num_events} events of block {systematic!r} have more than "
+                f"{clipped} of {int(real.sum())} events of block {systematic!r} have more than "
                 f"max_jets={self.max_jets} jets above the lower jet-pT bound; their softest jets "
                 "were dropped. Raise max_jets (AGCTtbarProcessor(max_jets=...)) to keep them.",
                 ClippedObjectsWarning,
@@ -268,84 +245,7 @@ class AGCTtbarProcessor(Processor):
     def histograms(
         self, params: Mapping[str, Any], block: ColumnBlock, *, hardness: Any
     ) -> dict[str, SoftHistogram]:
-        hard = is_hard(hardness)
-        c = block.columns
-
-        def column(name: str) -> Any:  # the hard pass computes in the columns' own dtypes
-            x = jnp.asarray(c[name])
-            return x if hard else x.astype(_DTYPES[self.dtype])
-
-        def soft_cut(x: Any, name: str, op: str = ">", mask: Any = None) -> Any:
-            p = self._parameter(name)
-            return cut(x, params[name], width=p.scale, hardness=hardness, op=op, mask=mask)
-
-        lep_pt, jet_pt, btag = column("lep_pt"), column("jet_pt"), column("jet_btag")
-        w_jet = soft_cut(jet_pt, "jet_pt", mask=jet_pt > 0)
-        if self.jet_eta:
-            w_jet = w_jet * soft_cut(column("jet_abs_eta"), "jet_eta", op="<")
-        tag_ge, tag_gt = soft_cut(btag, "btag", ">="), soft_cut(btag, "btag", ">")
-        count = {"hardness": hardness, "method": self.counting}
-        base = exactly(soft_cut(lep_pt, "lepton_pt", mask=lep_pt > 0), 1, **count) * at_least(
-            w_jet, 4, **count
-        )
-        trijets = Trijets(None, column("trijet_mass"), jnp.asarray(c["trijet_order"]))  # pt: unused
-        regions = {
-            "4j1b": (exactly(w_jet * tag_ge, 1, **count), scalar_sum(jet_pt, w_jet)),
-            "4j2b": (
-                at_least(w_jet * tag_gt, 2, **count),
-                best_trijet_mass(trijets, w_jet, tag_gt, hardness=hardness),
-            ),
-        }
-        wdt = jnp.float64 if hard else _DTYPES[self.dtype]
-        weight = jnp.asarray(c["weight"], jnp.float64)
-        norm = jnp.max(jnp.abs(weight))
-        relative = jnp.where(norm > 0, weight / jnp.where(norm > 0, norm, 1.0), 0.0).astype(wdt)
-        names, factors = self._weight_variations(c, jet_pt.astype(wdt), w_jet.astype(wdt))
-        fill, scale = (
-            (kde_histogram, "bandwidth") if self.fill == "kde" else (sigmoid_histogram, "width")
-        )
-        out = {}
-        for region, (tagged, x) in regions.items():
-            selected = (base * tagged).astype(wdt)
-            if self.observable_window:
-                selected = selected * window(
-                    x,
-                    params["obs_low"],
-                    params["obs_high"],
-                    width=self._parameter("obs_low").scale,
-                    hardness=hardness,
-                ).astype(wdt)
-            h = fill(
-                x.astype(wdt),
-                BINNING,
-                hardness=hardness,
-                **{scale: self.bandwidth},
-                weights=(relative * selected)[:, None] * factors,
-            )
-            sumw = h.sumw.astype(jnp.float64) * norm
-            sumw2 = h.sumw2.astype(jnp.float64) * norm**2
-            for k, suffix in enumerate(names):
-                out[region + suffix] = SoftHistogram(
-                    sumw[k], sumw2[k], h.edges, "observable", _LABELS[region]
-                )
-        return out
-
-    @staticmethod
-    def _weight_variations(
-        columns: Mapping[str, Any], jet_pt: Any, w_jet: Any
-    ) -> tuple[list[str], Any]:
-        """Key suffixes and the ``[events, variations]`` factors of the weight matrix."""
-        ones = jnp.ones_like(jet_pt[:, 0])
-        names, factors = [""], [ones]
-        if "weight_variations" in columns:
-            leading = nth_selected(jet_pt, w_jet, 4)
-            for i in range(4):
-                shift = leading[:, i] * _BTAG_VAR / _BTAG_PT
-                names += [f"_btag_var_{i}_up", f"_btag_var_{i}_down"]
-                factors += [1.0 + shift, 1.0 - shift]
-            names += ["_scale_var_up", "_scale_var_down"]
-            factors += [ones * (1.0 + _SCALE_VAR), ones * (1.0 - _SCALE_VAR)]
-        return names, jnp.stack(factors, axis=1)
+        return agc_histograms(params, block.columns, hardness, self.spec)
 
     def output_name(self, key: str, chunk: Chunk, systematic: str) -> str | None:
         """The AGC's name: ``REGION_PROCESS``, then ``_VARIATION`` for anything but nominal.
