@@ -169,6 +169,17 @@ def reference_hard(
     return out
 
 
+def assert_same_hists(got: dict, ref: dict, rtol: float = 1e-12) -> None:
+    """Same names, and values and variances (flow bins included) equal to ``rtol``."""
+    assert sorted(got) == sorted(ref)
+    for name, h in ref.items():
+        for attr in ("values", "variances"):
+            expected = getattr(h, attr)(flow=True)
+            np.testing.assert_allclose(
+                getattr(got[name], attr)(flow=True), expected, rtol=rtol, atol=0
+            )
+
+
 def make_fileset(folder: Path, files_per_dataset: int = 1, events: int = 1500) -> dict:
     fileset = {}
     seed = 0
@@ -247,6 +258,7 @@ def toy():
     return SimpleNamespace(
         Processor=ToyProcessor,
         reference_hard=reference_hard,
+        assert_same_hists=assert_same_hists,
         make_fileset=make_fileset,
         write_nanoaod=write_nanoaod,
         HT_EDGES=HT_EDGES,

@@ -17,17 +17,6 @@ from diffana.errors import ChunkError, InputFileError
 from diffana.pipeline.engine import Engine
 
 
-def _assert_same(got, ref):
-    assert sorted(got) == sorted(ref)
-    for name, h in ref.items():
-        np.testing.assert_allclose(
-            got[name].values(flow=True), h.values(flow=True), rtol=1e-12, atol=0
-        )
-        np.testing.assert_allclose(
-            got[name].variances(flow=True), h.variances(flow=True), rtol=1e-12, atol=0
-        )
-
-
 def _with_file(fileset: dict, dataset: str, path: str, tree: str = "Events") -> dict:
     out = {k: {**v, "files": dict(v["files"])} for k, v in fileset.items()}
     out[dataset]["files"][path] = tree
@@ -75,7 +64,7 @@ def test_truncated_file_skipped_and_reported(executor, toy, toy_fileset, truncat
         assert report.chunks_done == 10
         assert all("OSError" in s.error for s in report.skipped)
         params = toy.Processor().default_params()
-        _assert_same(
+        toy.assert_same_hists(
             engine.hard_histograms(), toy.reference_hard(fileset, params, {truncated: 500})
         )
 
@@ -99,7 +88,7 @@ def test_missing_file(toy, toy_fileset, tmp_path):
         assert (
             report.events_lost is None
         )  # unknown: the file could not be opened, and the report says so
-        _assert_same(
+        toy.assert_same_hists(
             engine.hard_histograms(),
             toy.reference_hard(toy_fileset, toy.Processor().default_params()),
         )
@@ -148,7 +137,7 @@ def test_retries_are_configurable(toy, toy_fileset):
     flaky.failures_left = 1
     with Engine(flaky(), toy_fileset, chunk_size=500, retries=1) as engine:
         assert engine.skim().chunks_done == 9
-        _assert_same(
+        toy.assert_same_hists(
             engine.hard_histograms(),
             toy.reference_hard(toy_fileset, toy.Processor().default_params()),
         )
@@ -177,7 +166,7 @@ def test_worker_killed_between_phases_is_recomputed(local_client, toy, toy_files
     for name in before_soft:
         np.testing.assert_array_equal(after_soft[name].sumw, before_soft[name].sumw)
         np.testing.assert_array_equal(after_soft[name].sumw2, before_soft[name].sumw2)
-    _assert_same(after_hard, before_hard)
+    toy.assert_same_hists(after_hard, before_hard)
 
 
 class SlowProcessor:
@@ -210,5 +199,5 @@ def test_worker_killed_during_skim_is_recomputed(local_client, toy, toy_fileset)
         thread.join(120)
         assert result["report"].chunks_done == 9
         hard = engine.hard_histograms()
-    _assert_same(hard, toy.reference_hard(toy_fileset, toy.Processor().default_params()))
+    toy.assert_same_hists(hard, toy.reference_hard(toy_fileset, toy.Processor().default_params()))
     local_client.wait_for_workers(2, timeout=60)
