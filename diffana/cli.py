@@ -196,6 +196,12 @@ def _add_histograms(sub) -> None:
         help="'local' (a LocalCluster) or a scheduler address tcp://host:port (default: in process)",
     )
     p.add_argument("--chunk-size", type=int, default=100_000, help="entries per chunk")
+    p.add_argument(
+        "--block-size",
+        type=int,
+        default=None,
+        help="events per kernel call (default: the engine's slab size)",
+    )
     p.add_argument("--treename", default="Events", help="tree of files that do not name one")
     p.add_argument(
         "--skip-bad-files", action="store_true", help="skip unreadable files, report them"

@@ -143,6 +143,7 @@ def command(args: argparse.Namespace) -> int:
         treename=args.treename,
     )
     console = Console(stderr=True)
+    sizes = {} if args.block_size is None else {"block_size": args.block_size}
     with Engine(
         processor,
         fileset,
@@ -151,6 +152,7 @@ def command(args: argparse.Namespace) -> int:
         treename=args.treename,
         skip_bad_files=args.skip_bad_files,
         progress=not args.quiet,
+        **sizes,
     ) as engine:
         hists = engine.hard_histograms(params)
         report = engine.report
