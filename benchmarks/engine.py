@@ -289,9 +289,10 @@ def nanoaod_width(workdir: Path, events: int) -> dict:
         tree = uproot.open(SHARED / "data" / "nanoAOD_2015_CMS_Open_Data_ttbar.root")["Events"]
         arrays = tree.arrays(library="ak")
         idx = np.random.default_rng(5).integers(0, tree.num_entries, events)
-        counters = {tree[b].count_branch.name for b in tree if tree[b].count_branch is not None}
+        names = list(tree.keys())  # branch names (iterating a TTree gives TBranch objects)
+        counters = {tree[b].count_branch.name for b in names if tree[b].count_branch is not None}
         flat, collections = {}, {}
-        for b in tree:
+        for b in names:
             count = tree[b].count_branch
             if count is None and b not in counters:
                 flat[b] = ak.to_numpy(arrays[b][idx])
