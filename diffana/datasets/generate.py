@@ -113,7 +113,8 @@ def _check_samples(samples: Sequence[str] | None) -> list[Sample]:
     chosen = []
     for name in samples:
         if name not in SAMPLES:
-            close = difflib.get_close_matches(name, SAMPLES, n=3)
+            close = [s for s in SAMPLES if name.lower() in s.lower()][:3]
+            close = close or difflib.get_close_matches(name, SAMPLES, n=3)
             hint = f"did you mean {', '.join(close)}? " if close else ""
             msg = f"unknown sample {name!r}; {hint}choose from {', '.join(SAMPLES)}"
             raise DatasetError(msg)

@@ -129,13 +129,12 @@ _TTBAR_VARIATIONS = {
     # another matrix-element generator: harder tops, more and harder extra jets
     "ME_var": replace(
         _TTBAR,
-        top_pt_mean=163.0,
-        radiation=replace(_TTBAR.radiation, mean=1.6),
+        top_pt_mean=180.0,
         soft=replace(SOFT, mean=6.0, pt_scale=8.0),
-        activity=0.7,
+        activity=1.0,
         btag_b_power=0.88,
-        btag_b_lost=0.025,
-        nonprompt_rate=2.0,
+        btag_b_lost=0.035,
+        nonprompt_rate=2.5,
     ),
     # another parton shower: more final-state radiation, softer extra jets, b fragmentation
     "PS_var": replace(
@@ -149,7 +148,7 @@ _TTBAR_VARIATIONS = {
 
 # hard, rare extra jets: single top reaches four jets only with them
 _SINGLE_TOP_RADIATION = JetSource(
-    mean=0.18, shape=4.0, pt_scale=80.0, pt_alpha=2.2, eta_width=1.3, frac_b=0.02, frac_c=0.05
+    mean=0.17, shape=4.0, pt_scale=80.0, pt_alpha=2.2, eta_width=1.3, frac_b=0.02, frac_c=0.05
 )
 _TOP = {"top_pt_shape": 2.15, "top_y_width": 1.37, "fsr": 0.25}
 
@@ -183,7 +182,7 @@ _SAMPLES = [
             radiation=_SINGLE_TOP_RADIATION,
             top_pt_mean=130.0,
             recoil_pt_mean=80.0,
-            extra_b=0.8,
+            extra_b=0.85,
             extra_b_pt_scale=40.0,
             extra_b_eta_width=1.2,
             nonprompt_rate=0.3,

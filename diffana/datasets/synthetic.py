@@ -225,4 +225,8 @@ def _columns(obj: _Objects, physics: Physics, jet_counts, nonprompt, rng) -> dic
     cols["MET_pt"] = np.hypot(met_x, met_y)
     cols["MET_phi"] = np.arctan2(met_y, met_x)
     cols["PV_npvs"] = (1 + rng.poisson(11.0, k)).astype(np.int32)
+    # the primary vertex in cm: the beam spot's position and length
+    cols["PV_x"] = rng.normal(0.08, 0.002, k)
+    cols["PV_y"] = rng.normal(0.09, 0.002, k)
+    cols["PV_z"] = rng.normal(0.0, 3.5, k)
     return cols

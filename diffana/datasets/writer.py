@@ -26,6 +26,9 @@ BRANCHES = {
     "MET_pt": np.float32,
     "MET_phi": np.float32,
     "PV_npvs": np.int32,
+    "PV_x": np.float32,
+    "PV_y": np.float32,
+    "PV_z": np.float32,
 }
 
 #: jagged collections: the fields of each and their dtypes (the counts branch is ``n<Name>``, uint32)
