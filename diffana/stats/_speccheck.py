@@ -1,6 +1,8 @@
 """Checks of a pyhf model spec (``{"channels": [...], "parameters": [...]}``) before a model is built.
 
-Every problem is a :class:`~diffana.errors.ModelError` that names the channel, sample and modifier
+A model can be built without a workspace, so these checks repeat, at the model level, the ones of
+the workspace reader that the model relies on. Sample yields may be negative (negative-weight Monte
+Carlo) as long as each bin's total is not; uncertainties must be >= 0. Every problem is a :class:`~diffana.errors.ModelError` that names the channel, sample and modifier
 and says how to fix it. Values that are JAX tracers (a spec built inside ``jit``) are not inspected.
 """
 
@@ -154,12 +156,15 @@ def check_spec(spec) -> None:
             snames.add(sname)
             data = sample.get("data")
             if nbins is None:
-                _numbers(data, where(cname, sname), "data", None, nonnegative=True)
+                _numbers(data, where(cname, sname), "data", None, nonnegative=False)
                 nbins = len(data)
                 if nbins == 0:
                     msg = f"{where(cname, sname)}: data is empty; a channel needs >= 1 bin"
                     raise ModelError(msg)
-            _numbers(data, where(cname, sname), "data", nbins, nonnegative=True)
+                total = np.zeros(nbins)
+            _numbers(data, where(cname, sname), "data", nbins, nonnegative=False)
+            if _is_concrete(data):
+                total += np.asarray(data, dtype=float)
             modifiers = sample.get("modifiers", [])
             if not isinstance(modifiers, Sequence) or isinstance(modifiers, (str, bytes)):
                 msg = f"{where(cname, sname)}: 'modifiers' must be a list"
@@ -172,3 +177,8 @@ def check_spec(spec) -> None:
                     msg = f"{where(cname, sname, mod)} is listed twice on the sample; keep one"
                     raise ModelError(msg)
                 keys.add(key)
+        if np.any(total < 0):
+            msg = f"{where(cname)}: the nominal yield summed over samples is negative in bins "
+            msg += f"{np.flatnonzero(total < 0).tolist()} ({total.tolist()}); a bin's total "
+            msg += "expected count must be >= 0"
+            raise ModelError(msg)

@@ -2,7 +2,7 @@
 parameter. Built by walking the spec exactly as pyhf's builders do (sorted channels x sorted samples
 x sorted modifiers), which also fixes the order of the parameter requirements.
 
-Shapes use ``S`` samples and ``B`` bins (all channels concatenated); ``H``, ``N`` are the numbers of
+Shapes use ``S`` samples, ``B`` bins (all channels concatenated) and ``C`` channels; ``H``, ``N`` are the numbers of
 histosys and normsys modifiers, ``M`` of the per-bin multiplicative factors (normfactor, lumi,
 shapefactor, shapesys, staterror), ``T`` of staterror and ``P`` of shapesys modifiers.
 """
@@ -85,6 +85,9 @@ def build_tables(spec, summary) -> tuple[dict[str, list[dict]], dict]:
         keys = [k for k in modifiers if k[1] == mtype]
         tables[f"{mtype}_names"] = tuple(k[0] for k in keys)
         tables[f"{mtype}_mask"] = _stack([masks[k] for k in keys], (ns, nb), bool)
+    first_bins = [offsets[c] for c in channels]
+    tables["bin_channel"] = np.repeat(np.arange(len(channels)), [nbins[c] for c in channels])
+    tables["normsys_cmask"] = tables["normsys_mask"][:, :, first_bins]
     fkeys = [k for k in modifiers if k[1] in FACTOR_TYPES]
     tables["factor_keys"] = tuple(fkeys)
     tables["factor_mask"] = _stack([masks[k] for k in fkeys], (ns, nb), bool)

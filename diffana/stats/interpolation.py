@@ -123,18 +123,15 @@ def code4(alpha: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> Array:
     making value, first and second derivative continuous at :math:`\pm 1`. ``lo`` and ``hi`` must
     be positive.
     """
-    alpha = jnp.asarray(alpha)
-    lo = jnp.asarray(lo, dtype=alpha.dtype)
-    hi = jnp.asarray(hi, dtype=alpha.dtype)
+    alpha, lo, hi = jnp.broadcast_arrays(jnp.asarray(alpha), jnp.asarray(lo), jnp.asarray(hi))
     log_hi = jnp.log(hi)
     log_lo = jnp.log(lo)
     rhs = jnp.stack([hi - 1.0, lo - 1.0, log_hi * hi, -log_lo * lo, log_hi**2 * hi, log_lo**2 * lo])
     coeffs = jnp.tensordot(jnp.asarray(_CODE4_AINV), rhs, axes=1)
     powers = jnp.stack([alpha**i for i in range(1, 7)])
     inner = 1.0 + jnp.sum(coeffs * powers, axis=0)
-    clipped = jnp.clip(jnp.abs(alpha), 1.0, None)
-    above = jnp.exp(clipped * log_hi)
-    below = jnp.exp(clipped * log_lo)
+    above = jnp.exp(alpha * log_hi)
+    below = jnp.exp(-alpha * log_lo)
     return jnp.where(alpha >= 1, above, jnp.where(alpha > -1, inner, below))
 
 

@@ -74,7 +74,8 @@ def expected_by_sample(
     if len(t["normsys_par"]):
         alpha = pars[t["normsys_par"]][:, None, None]
         factor = normsys_factor(structure.normsys_code, alpha, yields.normsys_lo, yields.normsys_hi)
-        rates = rates * jnp.prod(jnp.where(t["normsys_mask"], factor, 1.0), axis=0)
+        factor = jnp.prod(jnp.where(t["normsys_cmask"], factor, 1.0), axis=0)
+        rates = rates * factor[:, t["bin_channel"]]
     if len(t["factor_par"]):
         kappa = pars[t["factor_par"]][:, None, :]
         rates = rates * jnp.prod(jnp.where(t["factor_mask"], kappa, 1.0), axis=0)

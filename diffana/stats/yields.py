@@ -5,9 +5,10 @@ sample and bin; :class:`Yields` holds the numbers. :func:`yields_from_spec` read
 whose numeric leaves may be JAX arrays (even tracers inside ``jit``/``grad``), so a model builder can
 assemble a spec in ``jax.numpy`` and differentiate through every likelihood function of this package.
 
-Shapes (``S`` samples, ``B`` bins of all channels, ``H``/``N``/``T``/``P`` histosys, normsys,
-staterror and shapesys modifiers, in the structure's sorted order). Entries a modifier does not touch
-hold neutral values (pyhf's convention): the nominal for histosys, 1 for normsys, 0 for uncertainties.
+Shapes (``S`` samples, ``B`` bins of all channels, ``C`` channels, ``H``/``N``/``T``/``P`` histosys,
+normsys, staterror and shapesys modifiers, in the structure's sorted order). A normsys factor is one
+number per sample and channel. Entries a modifier does not touch hold neutral values (pyhf's
+convention): the nominal for histosys, 1 for normsys, 0 for uncertainties.
 
 Examples:
     >>> import jax, jax.numpy as jnp
@@ -47,8 +48,8 @@ class Yields(NamedTuple):
     nominal: Float[Array, "S B"]
     histosys_lo: Float[Array, "H S B"]
     histosys_hi: Float[Array, "H S B"]
-    normsys_lo: Float[Array, "N S B"]
-    normsys_hi: Float[Array, "N S B"]
+    normsys_lo: Float[Array, "N S C"]
+    normsys_hi: Float[Array, "N S C"]
     staterror: Float[Array, "T S B"]
     shapesys: Float[Array, "P S B"]
 
@@ -117,8 +118,9 @@ def yields_from_spec(structure: ModelStructure, spec: Mapping) -> Yields:
                         entries.append((target, row, si, sl, d[key]))
                 elif mtype == "normsys":
                     traced |= _is_traced(d["lo"]) or _is_traced(d["hi"])
-                    entries.append(("normsys_lo", row, si, sl, d["lo"]))
-                    entries.append(("normsys_hi", row, si, sl, d["hi"]))
+                    ci = channels.index(cname)
+                    entries.append(("normsys_lo", row, si, slice(ci, ci + 1), d["lo"]))
+                    entries.append(("normsys_hi", row, si, slice(ci, ci + 1), d["hi"]))
                 else:
                     _check_len(d, n, where(cname, sname, mod), "data")
                     traced |= _is_traced(d)
@@ -130,6 +132,8 @@ def yields_from_spec(structure: ModelStructure, spec: Mapping) -> Yields:
         "nominal": (ns, nb),
         **{k: (len(t[f"{k.split('_')[0]}_names"]), ns, nb) for k in Yields._fields[1:]},
     }
+    nc = len(channels)
+    shapes["normsys_lo"] = shapes["normsys_hi"] = (len(t["normsys_names"]), ns, nc)
     return _assemble(entries, shapes, t, traced)
 
 
