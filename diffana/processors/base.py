@@ -1,6 +1,6 @@
 """The processor contract: what a diffana processor declares, reads and computes.
 
-A processor is stateless and has three parts:
+A processor is stateless and has four parts:
 
 1. :attr:`Processor.parameters`: the differentiable cut parameters (:class:`Parameter`).
 2. :meth:`Processor.skim` (phase 1, once per chunk): coffea NanoEvents of one chunk →
@@ -22,9 +22,11 @@ A processor is stateless and has three parts:
    block *shape*, so nothing sample-specific may be static: keys do not depend on the sample, and
    :meth:`Processor.output_name` attaches sample names outside ``jit``.
 
-The engine pads each block's event axis to one of a few bucket sizes, repeating the last event (or
-zeros for an empty block) with weight 0; ``histograms`` must therefore weight every event's
-contribution by ``block.weight`` and stay finite on padding rows.
+The engine pads each block's event axis to whole slabs of a fixed size (``Engine(block_size=...)``),
+repeating the last event (zeros for an empty block) with weight 0, and calls ``prepare`` and
+``histograms`` slab by slab, so each compiles for one shape. ``histograms`` must therefore weight
+every event's contribution by ``block.weight`` and stay finite on padding rows. An optional class
+attribute ``schemaclass`` chooses the coffea NanoEvents schema (default ``NanoAODSchema``).
 """
 
 from __future__ import annotations
