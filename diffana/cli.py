@@ -137,7 +137,7 @@ def _add_generate(sub) -> None:
         "--compression",
         default="lz4",
         metavar="{lz4,zlib,zstd,none}",
-        help="ROOT compression (default lz4: reads ~4x faster than zlib at 1.5x the size)",
+        help="ROOT compression (default lz4: reads ~4x faster than zlib at 1.4x the size)",
     )
     p.add_argument(
         "--samples",

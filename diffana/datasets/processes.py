@@ -37,7 +37,7 @@ _W_INCLUSIVE = np.array(
     [0.338, 0.338, 0.1071, 0.1063, _BR_TAU * 0.1782, _BR_TAU * 0.1739, _BR_TAU * 0.648]
 )
 _W_LEPTONIC = np.array([0.0, 0.0, 1 / 3, 1 / 3, 0.1782 / 3, 0.1739 / 3, 0.648 / 3])
-#: the W decay modes that give a prompt electron or muon
+#: the W decay modes that give a prompt electron or muon (consecutive codes)
 LEPTONIC_MODES = (ELE, MUO, TAU_E, TAU_MU)
 
 

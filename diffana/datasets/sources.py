@@ -1,11 +1,12 @@
 """Objects drawn independently of each other and of the hard process, counted first.
 
 Extra radiation, soft jets, pile-up jets and non-prompt leptons are independent and identically
-distributed within an event. For each event the generator first draws how many there are and how
-many of them pass the preselection's object requirement (``pT > 20 GeV``, ``|eta| < 2.5``), a
-binomial thinning of the total. Only for the events kept by the preselection are their momenta
-drawn, from the spectrum truncated to the pass region or to its complement. This is exact and
-costs in proportion to the written events, not the generated ones.
+distributed within an event. For every generated event the generator first draws how many of them
+pass the preselection's object requirement (``pT > 20 GeV``, ``|eta| < 2.5``): a thinned Poisson
+or negative binomial count is again Poisson or negative binomial. Only for the events the
+preselection keeps does it draw how many fail (from their conditional distribution given the
+passing count) and the momenta of all, from the spectrum truncated to the pass region or to its
+complement. This is exact, and costs in proportion to the written events, not the generated ones.
 
 Objects are returned flat: one entry per object, with the index of its event.
 """
@@ -19,7 +20,16 @@ import numpy as np
 
 from diffana.datasets.kinematics import logistic_cdf, logistic_eta, lomax, lomax_sf
 
-__all__ = ["Counts", "FlatObjects", "count_jets", "count_nonprompt", "draw_jets", "draw_nonprompt"]
+__all__ = [
+    "Counts",
+    "FlatObjects",
+    "complete_jets",
+    "complete_nonprompt",
+    "count_jets",
+    "count_nonprompt",
+    "draw_jets",
+    "draw_nonprompt",
+]
 
 PT_CUT, ETA_CUT = 20.0, 2.5  # the preselection's object requirement
 JET_PT_MIN, JET_ETA_MAX = 15.0, 4.7  # NanoAOD jets
@@ -33,9 +43,6 @@ class Counts(NamedTuple):
 
     total: np.ndarray
     passing: np.ndarray
-
-    def take(self, index: np.ndarray) -> Counts:
-        return Counts(self.total[index], self.passing[index])
 
 
 class FlatObjects(NamedTuple):
@@ -53,25 +60,61 @@ def _central_fraction(width: float, eta_max: float) -> float:
     return float(inner / (logistic_cdf(eta_max, width) - logistic_cdf(-eta_max, width)))
 
 
-def count_jets(source, n: int, rng: np.random.Generator) -> Counts:
-    """Numbers of jets of a :class:`~diffana.datasets.samples.JetSource` in ``n`` events."""
-    if source.mean <= 0:
-        zero = np.zeros(n, dtype=np.int64)
-        return Counts(zero, zero)
-    if math.isinf(source.shape):
-        total = rng.poisson(source.mean, n)
-    else:
-        total = rng.negative_binomial(source.shape, source.shape / (source.shape + source.mean), n)
-    p_pass = lomax_sf(PT_CUT, JET_PT_MIN, source.pt_scale, source.pt_alpha) * _central_fraction(
-        source.eta_width, JET_ETA_MAX
+def _pass_probability(source) -> float:
+    return float(
+        lomax_sf(PT_CUT, JET_PT_MIN, source.pt_scale, source.pt_alpha)
+        * _central_fraction(source.eta_width, JET_ETA_MAX)
     )
-    return Counts(total, rng.binomial(total, p_pass))
 
 
-def count_nonprompt(rate: float, n: int, rng: np.random.Generator) -> Counts:
-    """Numbers of non-prompt leptons in ``n`` events (Poisson with mean ``rate``)."""
-    total = rng.poisson(rate, n)
-    return Counts(total, rng.binomial(total, lomax_sf(PT_CUT, *_NP_PT)))
+def _thinned(mean: float, shape: float, p: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Counts of a negative binomial (Poisson if ``shape`` is infinite) thinned with probability p.
+
+    A thinned negative binomial is negative binomial with the same shape and mean ``mean * p``.
+    """
+    if mean * p <= 0:
+        return np.zeros(n, dtype=np.int64)
+    if math.isinf(shape):
+        return rng.poisson(mean * p, n)
+    return rng.negative_binomial(shape, shape / (shape + mean * p), n)
+
+
+def _rest(mean: float, shape: float, p: float, passing: np.ndarray, rng) -> np.ndarray:
+    """Counts of the objects that fail, given the counts that pass.
+
+    Poisson: independent, with mean ``mean * (1 - p)``. Negative binomial, a Poisson whose mean is
+    Gamma(shape, mean/shape): given ``k`` passing, the Gamma posterior gives a negative binomial
+    of shape ``shape + k`` and probability ``(shape/mean + p) / (shape/mean + 1)``.
+    """
+    if mean * (1.0 - p) <= 0:
+        return np.zeros(passing.size, dtype=np.int64)
+    if math.isinf(shape):
+        return rng.poisson(mean * (1.0 - p), passing.size)
+    rate = shape / mean
+    return rng.negative_binomial(shape + passing, (rate + p) / (rate + 1.0))
+
+
+def count_jets(source, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Numbers of jets of a :class:`~diffana.datasets.samples.JetSource` in ``n`` events that pass
+    the preselection's object requirement; :func:`complete_jets` adds the others."""
+    return _thinned(source.mean, source.shape, _pass_probability(source), n, rng)
+
+
+def complete_jets(source, passing: np.ndarray, rng: np.random.Generator) -> Counts:
+    """All the jets of the events whose passing jets were counted by :func:`count_jets`."""
+    rest = _rest(source.mean, source.shape, _pass_probability(source), passing, rng)
+    return Counts(passing + rest, passing)
+
+
+def count_nonprompt(rate: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Numbers of non-prompt leptons (Poisson with mean ``rate``) passing the requirement."""
+    return _thinned(rate, math.inf, float(lomax_sf(PT_CUT, *_NP_PT)), n, rng)
+
+
+def complete_nonprompt(rate: float, passing: np.ndarray, rng: np.random.Generator) -> Counts:
+    """All the non-prompt leptons of events whose passing ones were counted."""
+    rest = _rest(rate, math.inf, float(lomax_sf(PT_CUT, *_NP_PT)), passing, rng)
+    return Counts(passing + rest, passing)
 
 
 def _flat(counts: Counts) -> tuple[np.ndarray, np.ndarray]:

@@ -38,6 +38,8 @@ from diffana.datasets.sources import (
     JET_PT_MIN,
     PT_CUT,
     FlatObjects,
+    complete_jets,
+    complete_nonprompt,
     count_jets,
     count_nonprompt,
     draw_jets,
@@ -53,93 +55,101 @@ _LEPTON_RECO_EFF = 0.97
 _LEPTON_JET = -1  # the code of the jet a prompt lepton makes
 
 
-class _Objects(NamedTuple):
-    """Fixed-slot object arrays of the events that passed so far."""
+class _Reco(NamedTuple):
+    """Objects of the hard process after reconstruction, flat, for ``n_events`` events."""
 
-    jet_pt: np.ndarray
-    jet_eta: np.ndarray
-    jet_phi: np.ndarray
-    jet_flavour: np.ndarray
-    jet_valid: np.ndarray
-    lep_pt: np.ndarray
-    lep_eta: np.ndarray
-    lep_phi: np.ndarray
-    lep_pdg: np.ndarray
-    lep_valid: np.ndarray
+    jets: FlatObjects  # quark, gluon and hadronic-tau jets, and the jets of prompt leptons
+    leptons: FlatObjects  # prompt electrons and muons within acceptance (code: signed PDG id)
     nu_px: np.ndarray
     nu_py: np.ndarray
 
 
-def _final_state_radiation(pt, eta, phi, flavour, valid, prob: float, rng: np.random.Generator):
+def _flat(p4, code: np.ndarray, valid: np.ndarray) -> FlatObjects:
+    """Fixed-slot four-vectors as flat objects (valid slots only)."""
+    pt, eta, phi, _ = pt_eta_phi_m(p4[valid])
+    return FlatObjects(np.nonzero(valid)[0], pt, eta, phi, code[valid])
+
+
+def _take(flat: FlatObjects, keep: np.ndarray) -> FlatObjects:
+    """The objects of the events kept, renumbered."""
+    new_index = np.cumsum(keep) - 1
+    sel = keep[flat.event]
+    return FlatObjects(new_index[flat.event[sel]], *(f[sel] for f in flat[1:]))
+
+
+def _concat(parts) -> FlatObjects:
+    return FlatObjects(*(np.concatenate(field) for field in zip(*parts, strict=True)))
+
+
+def _final_state_radiation(partons: FlatObjects, prob: float, rng: np.random.Generator):
     """Let each parton radiate, with probability ``prob``, a gluon jet at ``0.4 < ΔR < 1.2``.
 
     The gluon takes a fraction ``z ~ Beta(1.2, 3.5)`` (mean 0.26) of the parton's pT, which
     broadens and lowers the reconstructed top mass and adds jets, as a parton shower does.
     """
-    shape = pt.shape
-    emits = valid & (rng.random(shape) < prob)
-    z = np.where(emits, rng.beta(1.2, 3.5, shape), 0.0)
-    dr, angle = rng.uniform(0.4, 1.2, shape), rng.uniform(0.0, 2.0 * np.pi, shape)
-    return (
-        np.concatenate([pt * (1.0 - z), pt * z], axis=1),
-        np.concatenate([eta, eta + dr * np.cos(angle)], axis=1),
-        np.concatenate(
-            [phi, np.mod(phi + dr * np.sin(angle) + np.pi, 2.0 * np.pi) - np.pi], axis=1
-        ),
-        np.concatenate([flavour, np.zeros_like(flavour)], axis=1),
-        np.concatenate([valid, emits], axis=1),
+    emits = np.flatnonzero(rng.random(partons.pt.size) < prob)
+    z = rng.beta(1.2, 3.5, emits.size)
+    dr, angle = rng.uniform(0.4, 1.2, emits.size), rng.uniform(0.0, 2.0 * np.pi, emits.size)
+    pt = partons.pt.copy()
+    pt[emits] *= 1.0 - z
+    phi = np.mod(partons.phi[emits] + dr * np.sin(angle) + np.pi, 2.0 * np.pi) - np.pi
+    gluons = FlatObjects(
+        partons.event[emits],
+        partons.pt[emits] * z,
+        partons.eta[emits] + dr * np.cos(angle),
+        phi,
+        np.zeros(emits.size, dtype=partons.code.dtype),
     )
+    return _concat([partons._replace(pt=pt), gluons])
 
 
-def _reconstruct(hard: Hard, physics: Physics, rng: np.random.Generator) -> _Objects:
+def _reconstruct(hard: Hard, physics: Physics, rng: np.random.Generator) -> _Reco:
     """Parton jets after response, prompt leptons within acceptance, and the jets of leptons."""
-    pt, eta, phi, _ = pt_eta_phi_m(hard.jets)
-    pt, eta, phi, flavour, valid = _final_state_radiation(
-        pt, eta, phi, hard.jet_flavour, hard.jet_valid, physics.fsr, rng
+    partons = _final_state_radiation(
+        _flat(hard.jets, hard.jet_flavour, hard.jet_valid), physics.fsr, rng
     )
-    pt, eta, phi = detector.smear(pt, eta, phi, flavour, rng, physics.b_response, physics.detector)
-    jet_valid = valid & (pt > JET_PT_MIN) & (np.abs(eta) < JET_ETA_MAX)
-    lpt, leta, lphi, _ = pt_eta_phi_m(hard.leptons)
-    is_e = np.abs(hard.lepton_pdg) == 11
+    pt, eta, phi = detector.smear(
+        partons.pt,
+        partons.eta,
+        partons.phi,
+        partons.code,
+        rng,
+        physics.b_response,
+        physics.detector,
+    )
+    jets = FlatObjects(partons.event, pt, eta, phi, partons.code)
+    lep = _flat(hard.leptons, hard.lepton_pdg, hard.lepton_valid)
+    is_e = np.abs(lep.code) == 11
     accepted = np.where(
         is_e,
-        (np.abs(leta) < _ELE_ETA) & (lpt > _ELE_PT_MIN),
-        (np.abs(leta) < _MU_ETA) & (lpt > _MU_PT_MIN),
+        (np.abs(lep.eta) < _ELE_ETA) & (lep.pt > _ELE_PT_MIN),
+        (np.abs(lep.eta) < _MU_ETA) & (lep.pt > _MU_PT_MIN),
     )
-    lep_valid = hard.lepton_valid & accepted & (rng.random(lpt.shape) < _LEPTON_RECO_EFF)
+    reconstructed = accepted & (rng.random(lep.pt.size) < _LEPTON_RECO_EFF)
     # every prompt lepton is also clustered into a jet, a little harder than the lepton
-    lj_pt = lpt * (1.0 + rng.exponential(0.05, lpt.shape))
-    lj_valid = hard.lepton_valid & (lj_pt > JET_PT_MIN) & (np.abs(leta) < JET_ETA_MAX)
-    flavour = np.concatenate([flavour, np.full(lpt.shape, _LEPTON_JET)], axis=1)
-    return _Objects(
-        np.concatenate([pt, lj_pt], axis=1),
-        np.concatenate([eta, leta], axis=1),
-        np.concatenate([phi, lphi], axis=1),
-        flavour,
-        np.concatenate([jet_valid, lj_valid], axis=1),
-        lpt,
-        leta,
-        lphi,
-        hard.lepton_pdg,
-        lep_valid,
+    lepton_jets = lep._replace(
+        pt=lep.pt * (1.0 + rng.exponential(0.05, lep.pt.size)),
+        code=np.full(lep.pt.size, _LEPTON_JET, dtype=jets.code.dtype),
+    )
+    jets = _concat([jets, lepton_jets])
+    stored = (jets.pt > JET_PT_MIN) & (np.abs(jets.eta) < JET_ETA_MAX)
+    return _Reco(
+        FlatObjects(*(f[stored] for f in jets)),
+        FlatObjects(*(f[reconstructed] for f in lep)),
         hard.nu_px,
         hard.nu_py,
     )
 
 
-def _n_passing(pt: np.ndarray, eta: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    return np.count_nonzero(valid & (pt > PT_CUT) & (np.abs(eta) < ETA_CUT), axis=1)
-
-
-def _flat(pt, eta, phi, code, valid) -> FlatObjects:
-    """Fixed-slot objects as flat ones."""
-    return FlatObjects(np.nonzero(valid)[0], pt[valid], eta[valid], phi[valid], code[valid])
+def _n_passing(flat: FlatObjects, n_events: int) -> np.ndarray:
+    passing = (flat.pt > PT_CUT) & (np.abs(flat.eta) < ETA_CUT)
+    return np.bincount(flat.event[passing], minlength=n_events)
 
 
 def _ordered(parts: list[FlatObjects], n_events: int, *extra: np.ndarray):
     """Concatenate flat objects, order them by event and decreasing pT; count them per event."""
-    flat = FlatObjects(*(np.concatenate(field) for field in zip(*parts, strict=True)))
-    order = np.lexsort((-flat.pt, flat.event))
+    flat = _concat(parts)
+    order = np.argsort(flat.event + 1.0 / (2.0 + flat.pt))  # by event, then by decreasing pT
     counts = np.bincount(flat.event, minlength=n_events).astype(np.uint32)
     return counts, FlatObjects(*(f[order] for f in flat)), [e[order] for e in extra]
 
@@ -161,29 +171,36 @@ def simulate(
     """
     process = HARD_PROCESSES[physics.generator]
     max_hard_jets = process.max_jets * (2 if physics.fsr > 0 else 1)  # a gluon per parton
-    jet_counts = [count_jets(src, n, rng) for src in physics.jet_sources]
+    passing = [count_jets(src, n, rng) for src in physics.jet_sources]
+    n_iid = sum(passing)
     nonprompt = count_nonprompt(physics.nonprompt_rate, n, rng)
-    modes = decay_modes(n, rng, process.w_leptonic)
     # events that cannot pass whatever their kinematics are dropped before they are drawn:
     # too few jets, or neither a leptonic W nor a non-prompt lepton above threshold
-    n_iid = sum(c.passing for c in jet_counts)
-    has_lepton = np.isin(modes, LEPTONIC_MODES).any(axis=1) | (nonprompt.passing > 0)
-    index = np.flatnonzero(has_lepton & (n_iid + max_hard_jets >= 4))
+    index = np.flatnonzero(n_iid + max_hard_jets >= 4)
+    modes = decay_modes(index.size, rng, process.w_leptonic)
+    leptonic = ((modes >= LEPTONIC_MODES[0]) & (modes <= LEPTONIC_MODES[-1])).any(axis=1)
+    has_lepton = leptonic | (nonprompt[index] > 0)
+    index, modes = index[has_lepton], modes[has_lepton]
 
-    obj = _reconstruct(process.generate(index.size, rng, physics, modes[index]), physics, rng)
-    n_lep = _n_passing(obj.lep_pt, obj.lep_eta, obj.lep_valid) + nonprompt.passing[index]
-    n_jet = _n_passing(obj.jet_pt, obj.jet_eta, obj.jet_valid) + n_iid[index]
+    reco = _reconstruct(process.generate(index.size, rng, physics, modes), physics, rng)
+    n_lep = _n_passing(reco.leptons, index.size) + nonprompt[index]
+    n_jet = _n_passing(reco.jets, index.size) + n_iid[index]
     keep = (n_lep >= 1) & (n_jet >= 4)
-    obj = _Objects(*(x[keep] for x in obj))
+    reco = _Reco(
+        _take(reco.jets, keep), _take(reco.leptons, keep), reco.nu_px[keep], reco.nu_py[keep]
+    )
     index = index[keep]
-    counts = [c.take(index) for c in jet_counts]
-    return index, _columns(obj, physics, counts, nonprompt.take(index), rng)
+    counts = [
+        complete_jets(s, p[index], rng) for s, p in zip(physics.jet_sources, passing, strict=True)
+    ]
+    fakes = complete_nonprompt(physics.nonprompt_rate, nonprompt[index], rng)
+    return index, _columns(reco, physics, counts, fakes, rng)
 
 
-def _columns(obj: _Objects, physics: Physics, jet_counts, nonprompt, rng) -> dict:
-    k = obj.jet_pt.shape[0]
+def _columns(reco: _Reco, physics: Physics, jet_counts, nonprompt, rng) -> dict:
+    k = reco.nu_px.size
     det = physics.detector
-    jets = [_flat(obj.jet_pt, obj.jet_eta, obj.jet_phi, obj.jet_flavour, obj.jet_valid)]
+    jets = [reco.jets]
     jets += [draw_jets(src, c, rng) for src, c in zip(physics.jet_sources, jet_counts, strict=True)]
     n_jet, jet, _ = _ordered(jets, k)
     lepton_jet = jet.code == _LEPTON_JET
@@ -201,7 +218,7 @@ def _columns(obj: _Objects, physics: Physics, jet_counts, nonprompt, rng) -> dic
         "Jet_hadronFlavour": flavour.astype(np.int32),
     }
 
-    prompt = _flat(obj.lep_pt, obj.lep_eta, obj.lep_phi, obj.lep_pdg, obj.lep_valid)
+    prompt = reco.leptons
     fake = draw_nonprompt(nonprompt, rng)
     for name, code, mass in (("Electron", 11, M_E), ("Muon", 13, M_MU)):
         mine = [FlatObjects(*(f[np.abs(p.code) == code] for f in p)) for p in (prompt, fake)]
@@ -220,8 +237,8 @@ def _columns(obj: _Objects, physics: Physics, jet_counts, nonprompt, rng) -> dic
             tight, iso, sip = detector.muon_id(lep.pt, flag, rng, det, physics.activity)
             cols["Muon_tightId"], cols["Muon_pfRelIso04_all"], cols["Muon_sip3d"] = tight, iso, sip
 
-    met_x = obj.nu_px + rng.normal(0.0, 12.0, k)
-    met_y = obj.nu_py + rng.normal(0.0, 12.0, k)
+    met_x = reco.nu_px + rng.normal(0.0, 12.0, k)
+    met_y = reco.nu_py + rng.normal(0.0, 12.0, k)
     cols["MET_pt"] = np.hypot(met_x, met_y)
     cols["MET_phi"] = np.arctan2(met_y, met_x)
     cols["PV_npvs"] = (1 + rng.poisson(11.0, k)).astype(np.int32)

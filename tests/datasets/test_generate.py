@@ -170,3 +170,12 @@ def test_the_command_reports_bad_input_without_a_traceback(tmp_path, capsys):
     assert "DatasetError" in capsys.readouterr().err
     assert main(["generate", str(tmp_path / "new"), "--samples", "wjet"]) == 2
     assert "did you mean wjets__nominal" in capsys.readouterr().err
+
+
+def test_the_help_states_the_defaults_generate_uses(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default {generate_module.DEFAULT_EVENTS})" in text
+    assert f"(default {generate_module.DEFAULT_FILES})" in text
+    assert f"(default {generate_module.DEFAULT_SEED})" in text

@@ -16,7 +16,7 @@ from diffana.datasets.kinematics import (
 )
 from diffana.datasets.processes import _W_INCLUSIVE, decay_modes
 from diffana.datasets.samples import JetSource
-from diffana.datasets.sources import count_jets, draw_jets
+from diffana.datasets.sources import complete_jets, count_jets, draw_jets
 
 
 def test_two_body_decays_conserve_four_momentum_and_give_the_daughter_masses():
@@ -72,7 +72,7 @@ def test_counting_first_draws_exactly_the_untruncated_jet_spectrum():
     """Counts, then momenta from truncated spectra, reproduce the spectra drawn directly."""
     source = JetSource(mean=2.0, shape=3.0, pt_scale=20.0, pt_alpha=2.2, eta_width=1.4)
     rng = np.random.default_rng(5)
-    counts = count_jets(source, 100_000, rng)
+    counts = complete_jets(source, count_jets(source, 100_000, rng), rng)
     assert counts.total.mean() == pytest.approx(2.0, rel=0.02)
     assert counts.total.var() == pytest.approx(2.0 + 2.0**2 / 3.0, rel=0.05)  # negative binomial
     jets = draw_jets(source, counts, rng)
