@@ -4,8 +4,9 @@ A :class:`ModelStructure` is built once from a pyhf model spec and never traced:
 and masks are NumPy constants that XLA folds into every compiled function. The numbers that may
 change (sample yields, variation templates, uncertainties) live in a separate
 :class:`~diffana.stats.yields.Yields` pytree, so one compiled function serves every set of yields of
-the same structure. Structures compare (and hash) by content, so rebuilding one from the same spec
-reuses the compiled functions.
+the same structure. Structures compare (and hash) by content, excluding the yields and the numbers
+derived from them (staterror widths, shapesys factors), so rebuilding one from a spec that differs
+only in its yields reuses the compiled functions.
 
 Layout conventions are pyhf's: channels and samples sorted by name, bins of all channels
 concatenated, parameters ordered as described in :mod:`diffana.stats.parameters`.
@@ -297,17 +298,19 @@ def _constraint_tables(paramsets, starts, index) -> dict:
                 derived = se_src.get(par, -1) if "sigmas" not in p.user_keys else -1
                 gauss["par"].append(par)
                 gauss["pos"].append(pos)
-                gauss["sigma"].append(float(sigmas[i]))
+                gauss["sigma"].append(float(sigmas[i]) if derived < 0 else 1.0)
                 gauss["sigma_src"].append(derived)
                 gauss["aux"].append(float(p.auxdata[i]))
             else:
                 src = ss_src.get(par, -1)
+                factor_src = src if "factors" not in p.user_keys else -1
+                aux_src = src if "auxdata" not in p.user_keys else -1
                 pois["par"].append(par)
                 pois["pos"].append(pos)
-                pois["factor"].append(float(p.factors[i]))
-                pois["factor_src"].append(src if "factors" not in p.user_keys else -1)
-                pois["aux"].append(float(p.auxdata[i]))
-                pois["aux_src"].append(src if "auxdata" not in p.user_keys else -1)
+                pois["factor"].append(float(p.factors[i]) if factor_src < 0 else 1.0)
+                pois["factor_src"].append(factor_src)
+                pois["aux"].append(float(p.auxdata[i]) if aux_src < 0 else 1.0)
+                pois["aux_src"].append(aux_src)
             pos += 1
     out = {"aux_size": pos}
     for prefix, table in (("gauss", gauss), ("pois", pois)):
@@ -319,12 +322,27 @@ def _constraint_tables(paramsets, starts, index) -> dict:
 
 def _content_key(structure: ModelStructure) -> bytes:
     digest = hashlib.sha256()
+    # yield-derived numbers (staterror sigmas, shapesys factors) are not part of the structure
+    params = tuple(
+        (
+            p.name,
+            p.n_parameters,
+            p.is_scalar,
+            p.suggested_init,
+            p.suggested_bounds,
+            p.fixed,
+            p.constraint,
+            sorted(p.user_keys),
+            [getattr(p, k, None) for k in sorted(p.user_keys)],
+        )
+        for p in structure.paramsets
+    )
     meta = (
         structure.channels,
         structure.channel_nbins,
         structure.samples,
         structure.modifiers,
-        structure.paramsets,
+        params,
         structure.poi_index,
         structure.histosys_code,
         structure.normsys_code,
@@ -332,7 +350,7 @@ def _content_key(structure: ModelStructure) -> bytes:
         structure.clip_bin_data,
     )
     digest.update(repr(meta).encode())
-    for key in sorted(structure.tables):
+    for key in sorted(set(structure.tables) - {"nominal_spec"}):
         value = structure.tables[key]
         digest.update(key.encode())
         if isinstance(value, np.ndarray):
