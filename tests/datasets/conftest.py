@@ -7,13 +7,6 @@ import pytest
 
 from diffana.datasets import generate, load_fileset
 
-# NanoAODSchema warns about cross-references to collections a file does not have (Photon, Tau,
-# FatJet, ...); the synthetic files and the real 2015 file both lack some
-COFFEA_WARNINGS = (
-    "ignore:Missing cross-reference:RuntimeWarning",
-    "ignore:Branch .* already exists but its values will be replaced:RuntimeWarning",
-)
-
 #: generated ttbar nominal events of the test dataset (the default is 500 000)
 TEST_EVENTS = 300_000
 #: W+jets and the s-channel are rare after the selection: a bigger sample of them alone
@@ -52,3 +45,24 @@ def reference(shared: Path) -> dict:
 @pytest.fixture(scope="session")
 def real_file(shared: Path) -> Path:
     return shared / "data" / "nanoAOD_2015_CMS_Open_Data_ttbar.root"
+
+
+def _agc_objects(events):
+    """The AGC's electrons, muons and jets (analysis version 2) of coffea NanoEvents."""
+    ele, muo, jet = events.Electron, events.Muon, events.Jet
+    ele = ele[(ele.pt > 30) & (abs(ele.eta) < 2.1) & (ele.cutBased == 4) & (ele.sip3d < 4)]
+    muo = muo[
+        (muo.pt > 30)
+        & (abs(muo.eta) < 2.1)
+        & muo.tightId
+        & (muo.sip3d < 4)
+        & (muo.pfRelIso04_all < 0.15)
+    ]
+    jet = jet[(jet.pt > 30) & (abs(jet.eta) < 2.4) & (jet.jetId == 6)]
+    return ele, muo, jet
+
+
+@pytest.fixture(scope="session")
+def agc_objects():
+    """A function: NanoEvents -> the AGC's selected (electrons, muons, jets)."""
+    return _agc_objects

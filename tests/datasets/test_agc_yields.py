@@ -33,21 +33,12 @@ def _fill(values: np.ndarray, weight: float) -> np.ndarray:
     return np.bincount(idx, minlength=EDGES.size + 1) * weight
 
 
-def agc_histograms(path: str, weight: float) -> dict[str, np.ndarray]:
+def agc_histograms(path: str, weight: float, agc_objects) -> dict[str, np.ndarray]:
     """H_T in 4j1b and m_bjj in 4j2b of one file, as the AGC computes them."""
     events = NanoEventsFactory.from_root(
         {path: "Events"}, schemaclass=NanoAODSchema, mode="eager"
     ).events()
-    ele, muo, jet = events.Electron, events.Muon, events.Jet
-    ele = ele[(ele.pt > 30) & (abs(ele.eta) < 2.1) & (ele.cutBased == 4) & (ele.sip3d < 4)]
-    muo = muo[
-        (muo.pt > 30)
-        & (abs(muo.eta) < 2.1)
-        & muo.tightId
-        & (muo.sip3d < 4)
-        & (muo.pfRelIso04_all < 0.15)
-    ]
-    jet = jet[(jet.pt > 30) & (abs(jet.eta) < 2.4) & (jet.jetId == 6)]
+    ele, muo, jet = agc_objects(events)
     n_tag = ak.sum(jet.btagCSVV2 > 0.5, axis=1)
     base = (ak.num(ele) + ak.num(muo) == 1) & (ak.num(jet) >= 4)
     ht = ak.sum(jet[base & (n_tag == 1)].pt, axis=1)
@@ -60,7 +51,7 @@ def agc_histograms(path: str, weight: float) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def histograms(fileset: dict) -> dict[str, dict[str, np.ndarray]]:
+def histograms(fileset: dict, agc_objects) -> dict[str, dict[str, np.ndarray]]:
     """Per dataset and region: bin contents, and the raw event counts under ``"n_<region>"``."""
     out = {}
     for name, entry in fileset.items():
@@ -68,7 +59,7 @@ def histograms(fileset: dict) -> dict[str, dict[str, np.ndarray]]:
         weight = meta["xsec"] * LUMI / meta["nevts"]
         total = {"4j1b": 0.0, "4j2b": 0.0}
         for path in entry["files"]:
-            for region, h in agc_histograms(path, weight).items():
+            for region, h in agc_histograms(path, weight, agc_objects).items():
                 total[region] = total[region] + h
         out[name] = {**total, **{f"n_{r}": total[r].sum() / weight for r in ("4j1b", "4j2b")}}
     return out

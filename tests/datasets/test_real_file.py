@@ -21,21 +21,12 @@ pytestmark = [
 ]
 
 
-def _agc_objects(events):
-    ele, muo, jet = events.Electron, events.Muon, events.Jet
-    ele = ele[(ele.pt > 30) & (abs(ele.eta) < 2.1) & (ele.cutBased == 4) & (ele.sip3d < 4)]
-    muo = muo[
-        (muo.pt > 30)
-        & (abs(muo.eta) < 2.1)
-        & muo.tightId
-        & (muo.sip3d < 4)
-        & (muo.pfRelIso04_all < 0.15)
-    ]
-    jet = jet[(jet.pt > 30) & (abs(jet.eta) < 2.4) & jet.isTightLeptonVeto]
+def _counts(agc_objects, events):
+    ele, muo, jet = agc_objects(events)
     return ak.num(ele) + ak.num(muo), ak.num(jet), ak.sum(jet.btagCSVV2 > 0.5, axis=1)
 
 
-def test_real_file_reads_in_eager_mode_as_uproot_reads_it(real_file):
+def test_real_file_reads_in_eager_mode_as_uproot_reads_it(real_file, agc_objects):
     events = NanoEventsFactory.from_root(
         {str(real_file): "Events"}, schemaclass=NanoAODSchema, mode="eager"
     ).events()
@@ -44,7 +35,7 @@ def test_real_file_reads_in_eager_mode_as_uproot_reads_it(real_file):
     assert ak.all(events.Jet.pt == raw.Jet_pt)
     assert ak.all(events.Jet.btagCSVV2 == raw.Jet_btagCSVV2)
     assert ak.all(events.Muon.tightId == raw.Muon_tightId)
-    n_lep, n_jet, n_tag = _agc_objects(events)
+    n_lep, n_jet, n_tag = _counts(agc_objects, events)
     # what the 200 events hold (checked against plain uproot + awkward below)
     assert int(ak.sum(n_lep == 1)) == 14
     assert int(ak.sum(n_jet >= 4)) == 2
@@ -72,14 +63,14 @@ def test_real_file_agc_objects_agree_with_plain_uproot(real_file):
     assert int(ak.sum(ak.sum(jet & (a.Jet_btagCSVV2 > 0.5), axis=1) >= 1)) == 13
 
 
-def test_real_file_reads_in_dask_mode_in_chunks(real_file):
+def test_real_file_reads_in_dask_mode_in_chunks(real_file, agc_objects):
     events = NanoEventsFactory.from_root(
         {str(real_file): {"object_path": "Events", "steps": [[0, 120], [120, 200]]}},
         schemaclass=NanoAODSchema,
         mode="dask",
     ).events()
     assert events.npartitions == 2
-    n_lep, n_jet, n_tag = _agc_objects(events)
+    n_lep, n_jet, n_tag = _counts(agc_objects, events)
     (n_lep, n_jet, n_tag) = dask.compute(n_lep, n_jet, n_tag, scheduler="sync")
     assert np.sum(ak.to_numpy(n_lep) == 1) == 14
     assert np.sum(ak.to_numpy(n_jet) >= 4) == 2
