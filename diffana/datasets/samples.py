@@ -6,6 +6,11 @@ the AGC selection of the synthetic events, weighted by ``xsec * LUMI / nevts``, 
 H_T / m_bjj shapes close to the AGC's published histograms of the real CMS open data
 (``benchmarks/generate.py`` prints the comparison).
 
+Sizes: a sample generates ``size * --events-per-sample`` events. The real samples' sizes (276 M
+ttbar, 434 M W+jets, 2-3 M single top s-channel and tW) would leave the rare processes with a
+handful of selected events, so sizes follow selection efficiencies instead: every process gets a
+few hundred (s-channel, W+jets in 4j2b) to tens of thousands (ttbar) of selected events.
+
 Pseudo-data is not a sample: as in the AGC it is built at histogram level from the samples,
 ``(ttbar__ME_var + ttbar__PS_var) / 2 + wjets__nominal`` (:data:`PSEUDODATA`).
 
@@ -88,7 +93,8 @@ class Physics:
 
 @dataclass(frozen=True)
 class Sample:
-    """One dataset of the fileset: ``PROCESS__VARIATION``."""
+    """One dataset of the fileset: ``PROCESS__VARIATION``, its cross-section (pb) and its size
+    (generated events per ``--events-per-sample``)."""
 
     process: str
     variation: str

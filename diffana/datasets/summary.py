@@ -80,11 +80,10 @@ def _trijet_mass(pt, eta, phi, mass, btag, threshold: float) -> np.ndarray:
 
 
 class Selection(NamedTuple):
-    """The events of each region: their indices, observable and four leading selected jet pTs."""
+    """The events of each region: their indices and their observable."""
 
     events: dict[str, np.ndarray]
     observable: dict[str, np.ndarray]
-    leading_jet_pt: dict[str, np.ndarray]
 
 
 def _regions(cols: Mapping[str, np.ndarray], cuts: Cuts):
@@ -140,8 +139,7 @@ def agc_select(cols: Mapping[str, np.ndarray], cuts: Cuts = AGC_CUTS) -> Selecti
         "4j1b": ak.to_numpy(ak.sum(one.pt, axis=1)),
         "4j2b": _trijet_mass(two.pt, two.eta, two.phi, two.mass, two.btagCSVV2, cuts.btag),
     }
-    leading = {r: ak.to_numpy(jets[events[r]].pt[:, :4]) for r in REGIONS}
-    return Selection(events, observable, leading)
+    return Selection(events, observable)
 
 
 def agc_histograms(

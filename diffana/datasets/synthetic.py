@@ -8,11 +8,11 @@ detector response of :mod:`diffana.datasets.detector`) and keeps those that pass
 ``|eta| < 2.5`` (any jet ID, the jet of a lepton included). ``n`` is the number of generated events,
 before the preselection, so that ``xsec * lumi / n`` is the right event weight.
 
-Jets and leptons that nothing depends on are drawn independently: for them the number per event
-passing the preselection's object requirements is drawn first (a binomial thinning of the total),
-and their momenta only for the events that pass, from the spectra truncated to the pass or fail
-region. The written events are thus an exact preselection of all ``n`` generated ones, at a cost
-that grows with the number of written events rather than generated ones.
+Events are dropped as early as the preselection allows: the objects drawn independently of the
+hard process are counted first (:mod:`diffana.datasets.sources`), events that cannot reach four
+jets or have no lepton candidate are dropped before their hard process is drawn, and the momenta of
+those objects are drawn only for the events kept. The written events are an exact preselection of
+all ``n`` generated ones, at a cost that grows with the written events more than the generated.
 """
 
 from __future__ import annotations
