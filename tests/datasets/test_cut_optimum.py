@@ -159,9 +159,15 @@ def _hessian(f, x: np.ndarray, h: float = 1e-3) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def scans(samples) -> dict[str, list[float]]:
-    return {
-        field: [sigma_mu(samples, {**AGC, field: x}) for x in grid] for field, grid in SCANS.items()
-    }
+    previous = pyhf.get_backend()
+    pyhf.set_backend("numpy")
+    try:
+        return {
+            field: [sigma_mu(samples, {**AGC, field: x}) for x in grid]
+            for field, grid in SCANS.items()
+        }
+    finally:
+        pyhf.set_backend(*previous)
 
 
 @pytest.mark.parametrize("field", list(SCANS))
