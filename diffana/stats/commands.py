@@ -208,7 +208,7 @@ def fit_result(
         "uncertainty": pars[1::2],
         "labels": list(model.config.par_names),
         "twice_nll": _floats(twice_nll)[0],
-        "converged": bool(result.success),
+        "converged": bool(result.converged),
     }
 
 

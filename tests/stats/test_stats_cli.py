@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import jsonpatch
+import numpy as np
 import pyhf
 import pytest
 from click.testing import CliRunner
@@ -203,3 +204,116 @@ def test_workspace_from_stdin(files, capsys, monkeypatch, tmp_path):
     code, ours, _ = _diffana(capsys, "inspect", "-", "--json")
     assert code == 0
     assert ours == json.loads(expected.read_text())
+
+
+CODE1 = ("--modifier-setting", "normsys=code1")
+
+
+def _close(ours, reference, rel):
+    assert sorted(ours) == ["CLs_exp", "CLs_obs"]
+    assert ours["CLs_obs"] == pytest.approx(reference["CLs_obs"], rel=rel)
+    assert ours["CLs_exp"] == pytest.approx(reference["CLs_exp"], rel=rel)
+
+
+@pytest.fixture(scope="module")
+def readme(reference_cases, files) -> tuple[str, dict]:
+    """pyhf's README model (2 bins, mu + shapesys): path and its reference numbers."""
+    case = next(
+        c
+        for c in reference_cases["additional_references"]
+        if c["name"] == "readme_simplemodel_qtilde"
+    )
+    return _write(Path(files["tmp"]), "readme.json", case["workspace"]), case
+
+
+# the kinked coupled-histosys case (code0) with q, and the q0 discovery case
+@pytest.mark.parametrize("name", ["2bin_2channel_coupledhistosys_mu1", "1bin_shapesys_q0_mu0"])
+def test_cls_validation_cases(files, reference_cases, capsys, name):
+    case = next(c for c in reference_cases["validation_cases"] if c["name"] == name)
+    hypo = case["hypotest"]
+    argv = ["cls", files[name], *CODE1, "--test-stat", hypo["test_stat"]]
+    code, ours, _ = _diffana(capsys, *argv, "--test-poi", str(hypo["poi_test"]))
+    assert code == 0
+    _close(ours, case["reference_tight"], 1e-6)
+
+
+def test_cls_defaults_as_pyhf_cli(readme, capsys):
+    """Default options (qtilde, code4/code4p): the reference of pyhf's README ``pyhf cls``."""
+    path, case = readme
+    code, ours, _ = _diffana(capsys, "cls", path)
+    assert code == 0
+    _close(ours, case["reference_tight"], 1e-6)
+
+
+def test_cls_sbottom_patchset(files, reference_cases, capsys):
+    refs = next(
+        c for c in reference_cases["additional_references"] if c["name"].startswith("sbottom")
+    )
+    argv = ["cls", files["bkg_A"], "-p", files["patchset"], "--patch-name", "1400,950,60"]
+    code, ours, _ = _diffana(capsys, *argv)
+    assert code == 0
+    _close(ours, refs["reference_tight"]["RegionA/patch.sbottom_1400_950_60"], 1e-5)
+
+
+def test_cls_toys(readme, capsys):
+    """Toys agree with the asymptotic formulae within their statistical scatter (55 counts)."""
+    path, case = readme
+    code, ours, _ = _diffana(capsys, "cls", path, "--calctype", "toybased", "--ntoys", "500")
+    assert code == 0
+    tight = case["reference_tight"]
+    assert ours["CLs_obs"] == pytest.approx(tight["CLs_obs"], abs=0.02)
+    # the +2 sigma point sits in q~'s point mass at 0, where toys give CLs = 1 (as pyhf's do)
+    assert ours["CLs_exp"][:4] == pytest.approx(tight["CLs_exp"][:4], abs=0.03)
+    assert ours["CLs_exp"][4] >= tight["CLs_exp"][4]
+
+
+def test_fit_as_pyhf(readme, capsys):
+    """Best fit and twice_nll against pyhf at the exact optimum; uncertainties against the
+    inverse of a finite-difference Hessian of pyhf's -log L at our best fit."""
+    path, _ = readme
+    code, ours, _ = _diffana(capsys, "fit", path)
+    assert code == 0
+    ws = pyhf.Workspace(json.loads(Path(path).read_text()))
+    model = ws.model()
+    data = ws.data(model)
+    pyhf.set_backend("numpy", pyhf.optimize.scipy_optimizer(tolerance=1e-14))
+    try:
+        best, twice_nll = pyhf.infer.mle.fit(data, model, return_fitted_val=True)
+    finally:
+        pyhf.set_backend("numpy", pyhf.optimize.scipy_optimizer())
+    assert sorted(ours) == ["bestfit", "converged", "labels", "twice_nll", "uncertainty"]
+    assert ours["labels"] == model.config.par_names
+    assert ours["converged"] is True
+    assert ours["twice_nll"] == pytest.approx(float(twice_nll), rel=1e-9)
+    assert ours["bestfit"] == pytest.approx(best.tolist(), rel=1e-5, abs=1e-6)
+    x, h = np.asarray(ours["bestfit"]), 1e-4
+    n = len(x)
+
+    def nll(i, a, j, b):
+        p = x.copy()
+        p[i] += a
+        p[j] += b
+        return -float(model.logpdf(p, data)[0])
+
+    hessian = [
+        [(nll(i, h, j, h) - nll(i, h, j, -h) - nll(i, -h, j, h) + nll(i, -h, j, -h)) / (4 * h * h)
+         for j in range(n)]
+        for i in range(n)
+    ]  # fmt: skip
+    sigma = np.sqrt(np.diag(np.linalg.inv(hessian)))
+    assert ours["uncertainty"] == pytest.approx(sigma.tolist(), rel=1e-5)
+
+
+def test_limit_scan_and_root_finding(readme, capsys):
+    path, case = readme
+    refs = case["upper_limit_reference_test_infer"]
+    code, ours, _ = _diffana(capsys, "limit", path, "--scan", "0:5:11")
+    assert code == 0
+    assert sorted(ours) == ["exp", "obs"]
+    linear = refs["linear_scan_np.linspace(0,5,11)"]
+    assert ours["obs"] == pytest.approx(linear["obs"], rel=1e-4)
+    assert ours["exp"] == pytest.approx(linear["exp"], rel=1e-4)
+    code, ours, _ = _diffana(capsys, "limit", path)
+    root = refs["toms748_scan_rtol_1e-6"]
+    assert ours["obs"] == pytest.approx(root["obs"], rel=1e-4)
+    assert ours["exp"] == pytest.approx(root["exp"], rel=1e-4)
