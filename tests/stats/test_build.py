@@ -18,6 +18,7 @@ from diffana.stats import likelihood
 from diffana.stats.build import build_spec, to_json
 from diffana.stats.build_config import parse_config
 from diffana.stats.build_histograms import Histogram, agc_pseudodata, rebin
+from diffana.stats.objectives import poi_uncertainty
 from diffana.stats.structure import structure_from_spec
 from diffana.stats.yields import yields_from_spec
 
@@ -406,37 +407,45 @@ def test_core_reads_the_same_yields_from_our_jnp_spec(agc):
 
 
 def test_gradient_of_expected_ttbar_norm_uncertainty_matches_finite_differences(agc):
-    r"""d sigma(ttbar_norm) / d histogram bins, through builder and likelihood, equals central FD.
+    r"""d sigma(ttbar_norm) / d histogram bins, through builder, fit and Hessian, equals central FD.
 
-    On Asimov data made at the nominal parameters :math:`\theta_0` the best fit is
-    :math:`\theta_0` itself, so the expected uncertainty with every nuisance parameter profiled is
-    :math:`\sigma = \sqrt{[H^{-1}]_{\mu\mu}}` with :math:`H` the Hessian of the NLL at
+    The objective is the core's ``poi_uncertainty``: a fit to the Asimov data at the nominal
+    parameters with every nuisance parameter profiled, and sigma from the Hessian there. As the
+    best fit of Asimov data is :math:`\theta_0` itself, its value must equal
+    :math:`\sqrt{[H^{-1}]_{\mu\mu}}` with :math:`H` the autodiff Hessian of the NLL at
     :math:`\theta_0` (Cowan, Cranmer, Gross, Vitells, EPJC 71 (2011) 1554).
     """
     config, histograms, _, structure = agc
     rest = {k: v for k, v in histograms.items() if k not in GRAD_NAMES}
-    init = jnp.asarray(structure.suggested_init())
-    poi = structure.poi_index
 
-    @jax.jit
-    def sigma(values):
+    def yields_of(values):
         hists = dict(rest)
         for name in GRAD_NAMES:
             h = histograms[name]
             hists[name] = Histogram(values[name], h["edges"], h["variances"])
-        yields = yields_from_spec(structure, _model_spec(build_spec(config, hists)))
-        asimov = likelihood.expected_data(structure, yields, init)
-        hessian = jax.hessian(lambda p: likelihood.twice_nll(structure, yields, p, asimov) / 2)
-        return jnp.sqrt(jnp.linalg.inv(hessian(init))[poi, poi])
+        return yields_from_spec(structure, _model_spec(build_spec(config, hists)))
+
+    @jax.jit
+    def sigma(values):
+        objective = poi_uncertainty(structure, yields_of(values))
+        return objective.value, objective.status
 
     x0 = {name: jnp.asarray(histograms[name]["values"], dtype=float) for name in GRAD_NAMES}
-    assert 0.05 < float(sigma(x0)) < 0.2  # the AGC quotes +-0.088 on its pseudo-data
-    grad = jax.jit(jax.grad(sigma))(x0)
+    value, status = sigma(x0)
+    assert int(status) == 0
+    yields, init = yields_of(x0), jnp.asarray(structure.suggested_init())
+    asimov = likelihood.expected_data(structure, yields, init)
+    hessian_at = jax.jit(jax.hessian(lambda p: likelihood.twice_nll(structure, yields, p, asimov) / 2))
+    hessian = hessian_at(init)
+    poi = structure.poi_index
+    assert float(value) == pytest.approx(float(jnp.linalg.inv(hessian)[poi, poi]) ** 0.5, rel=1e-9)
+    assert 0.05 < float(value) < 0.2  # the AGC quotes +-0.088 on its pseudo-data
+    grad = jax.jit(jax.grad(lambda v: sigma(v)[0]))(x0)
     for name in GRAD_NAMES:
         for i in (8, 15, 25):  # 130-150, 270-290 and 530-550 GeV
             step = 1e-4 * float(x0[name][i])
-            up = sigma({**x0, name: x0[name].at[i].add(step)})
-            down = sigma({**x0, name: x0[name].at[i].add(-step)})
+            up = sigma({**x0, name: x0[name].at[i].add(step)})[0]
+            down = sigma({**x0, name: x0[name].at[i].add(-step)})[0]
             fd = float(up - down) / (2 * step)
             assert float(grad[name][i]) == pytest.approx(fd, rel=1e-5), (name, i)
         assert float(grad[name][3]) == 0.0  # 90-110 GeV is outside the model's binning
