@@ -37,7 +37,6 @@ Examples:
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -46,6 +45,7 @@ from jax.scipy.special import ndtr
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from diffana.errors import ModelError
+from diffana.stats._jit import jit
 from diffana.stats.fit import FitResult, _fit, resolve_fit_settings
 from diffana.stats.likelihood import expected_data, twice_nll
 from diffana.stats.optimize import Options
@@ -185,7 +185,7 @@ def stages(structure, yields, data, pois, test_stat, init, bounds, fixed, calc_b
     return Stages(first, second, run, finish)
 
 
-@partial(jax.jit, static_argnums=0, static_argnames=("test_stat", "calc_base_dist", "options"))
+@jit(static_argnums=0, static_argnames=("test_stat", "calc_base_dist", "options"))
 def hypotest_scan(
     structure: ModelStructure,
     yields: Yields,
@@ -234,7 +234,7 @@ def hypotest_scan(
     return st.finish(shared, cond)
 
 
-@partial(jax.jit, static_argnums=0, static_argnames=("test_stat", "calc_base_dist", "options"))
+@jit(static_argnums=0, static_argnames=("test_stat", "calc_base_dist", "options"))
 def hypotest(
     structure: ModelStructure,
     yields: Yields,

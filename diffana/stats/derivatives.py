@@ -148,9 +148,19 @@ def deviance_derivatives(
 
 
 def prepared_derivatives(
-    structure: ModelStructure, prep: Prepared, pars: Array, data: Array, order: int = 2
+    structure: ModelStructure,
+    prep: Prepared,
+    pars: Array,
+    data: Array,
+    order: int = 2,
+    mirrored: bool = False,
 ) -> tuple[Array, ...]:
-    """:func:`deviance_derivatives` with the yield-only part already :func:`prepare` d."""
+    """:func:`deviance_derivatives` with the yield-only part already :func:`prepare` d.
+
+    With ``mirrored`` (and ``order=2``) a fourth value is returned: the gradient at the point
+    whose kinked parameters (code-0 histosys, code-1 normsys) have the opposite sign. For a
+    parameter sitting on its kink it is the one-sided derivative on the other side.
+    """
     t = structure.tables
     nb = structure.nbins
     n, aux = data[:nb], data[nb:]
@@ -184,7 +194,33 @@ def prepared_derivatives(
     diag = jnp.zeros(structure.npars)
     diag = diag.at[t["gauss_par"]].add(2.0 / sigma**2)
     diag = diag.at[t["pois_par"]].add(2.0 * paux / px**2)
-    return value, grad, hess + jnp.diag(diag)
+    if not mirrored:
+        return value, grad, hess + jnp.diag(diag)
+    return (
+        value,
+        grad,
+        hess + jnp.diag(diag),
+        _mirrored(structure, prep, pars, grad, d1, nu, norm, lin_total, hs, ns),
+    )
+
+
+def _mirrored(structure, prep, pars, grad, d1, nu, norm, lin_total, hs, ns) -> Array:
+    """The gradient with the kinked interpolations evaluated on the other side of 0."""
+    t = structure.tables
+    if hs and structure.histosys_code == "code0":
+        alpha = -pars[t["histosys_par"]][:, None, None]
+        _, slope, _ = histosys_jet("code0", alpha, prep.histosys)
+        change = jnp.where(t["histosys_mask"], slope, 0.0) - hs[1]
+        rows = jnp.sum((norm * lin_total)[None] * change, axis=1)
+        grad = grad.at[t["histosys_par"]].add(rows @ d1)
+    if ns and structure.normsys_code == "code1":
+        alpha = -pars[t["normsys_par"]][:, None, None]
+        f, f1, _ = normsys_jet("code1", alpha, prep.normsys)
+        mask = t["normsys_cmask"]
+        r = jnp.where(mask, f1 / jnp.where(mask, f, 1.0), 0.0)[:, :, t["bin_channel"]]
+        rows = jnp.sum(nu[None] * (r - ns[1]), axis=1)
+        grad = grad.at[t["normsys_par"]].add(rows @ d1)
+    return grad
 
 
 def _weighted_second(t, w, add, norm, lin_total, nu, hs, ns, lin) -> Array:

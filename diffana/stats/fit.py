@@ -48,9 +48,10 @@ from jax import lax
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from diffana.errors import ModelError
+from diffana.stats._jit import jit
 from diffana.stats.derivatives import deviance_derivatives, prepare, prepared_derivatives
-from diffana.stats.likelihood import twice_nll
-from diffana.stats.optimize import Options, Status, minimize
+from diffana.stats.likelihood import deviance, twice_nll
+from diffana.stats.optimize import Options, Status, autodiff_derivatives, minimize
 from diffana.stats.structure import ModelStructure
 from diffana.stats.yields import Yields
 
@@ -135,15 +136,17 @@ def _fit(structure, yields, data, init, bounds, fixed, options) -> FitResult:
     data = jnp.asarray(data, dtype=jnp.float64)
     stop = lax.stop_gradient
     y0, d0 = stop(yields), stop(data)
+    kinks = structure.tables["kinks"]
+    has_kinks = bool(kinks.any())
     if structure.clip_sample_data is None and structure.clip_bin_data is None:
         prep = prepare(structure, y0)
 
         def derivs(x, order):
-            return prepared_derivatives(structure, prep, x, d0, order)
+            return prepared_derivatives(structure, prep, x, d0, order, mirrored=has_kinks)
     else:
-
-        def derivs(x, order):
-            return deviance_derivatives(structure, y0, x, d0, order)
+        derivs = autodiff_derivatives(
+            lambda x: deviance(structure, y0, x, d0), kinks if has_kinks else None
+        )
 
     solution = minimize(
         derivs,
@@ -161,7 +164,7 @@ def _fit(structure, yields, data, init, bounds, fixed, options) -> FitResult:
     return FitResult(x, value, solution.status, solution.n_iter, solution.free)
 
 
-@partial(jax.jit, static_argnums=0, static_argnames=("options",))
+@jit(static_argnums=0, static_argnames=("options",))
 def fit(
     structure: ModelStructure,
     yields: Yields,
@@ -177,7 +180,7 @@ def fit(
     return _fit(structure, yields, data, init, bounds, fixed, options)
 
 
-@partial(jax.jit, static_argnums=0, static_argnames=("options",))
+@jit(static_argnums=0, static_argnames=("options",))
 def fixed_poi_fit(
     structure: ModelStructure,
     yields: Yields,

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from diffana.stats._jit import jit
 from diffana.stats.asymptotics import HypotestResult, hypotest_scan, stages
 from diffana.stats.fit import resolve_fit_settings
 from diffana.stats.optimize import Options, Status
@@ -64,8 +65,7 @@ def interpolated_limits(scan: ArrayLike, result: HypotestResult, level: float = 
     return jax.vmap(lambda c: jnp.interp(level, c[::-1], scan[::-1]), in_axes=1)(curves)
 
 
-@partial(
-    jax.jit,
+@jit(
     static_argnums=0,
     static_argnames=("level", "test_stat", "refine", "max_steps", "rtol", "options"),
 )

@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -35,14 +34,15 @@ import numpy as np
 
 from diffana.errors import ModelError
 from diffana.stats import likelihood
+from diffana.stats._jit import jit
 from diffana.stats.structure import ModelStructure, structure_from_spec
 from diffana.stats.yields import Yields, yields_from_spec
 
 __all__ = ["Model", "ModelConfig"]
 
-_jit = partial(jax.jit, static_argnums=0)
+_jit = jit(static_argnums=0)
 _logpdf = _jit(likelihood.logpdf)
-_expected_data = jax.jit(likelihood.expected_data, static_argnums=(0, 3))
+_expected_data = jit(likelihood.expected_data, static_argnums=(0, 3))
 _expected_actualdata = _jit(likelihood.expected_actualdata)
 _expected_auxdata = _jit(likelihood.expected_auxdata)
 _auxdata = _jit(likelihood.auxdata)

@@ -31,15 +31,14 @@ Examples:
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from diffana.errors import ModelError
 from diffana.stats import asymptotics, teststat
+from diffana.stats._jit import jit
 from diffana.stats.fit import _fit, _hess_x, resolve_fit_settings
 from diffana.stats.likelihood import auxdata, expected_data
 from diffana.stats.optimize import Options
@@ -85,7 +84,7 @@ def observed_data(structure: ModelStructure, yields: Yields, observations: Array
     return jnp.concatenate([jnp.asarray(observations, jnp.float64), auxdata(structure, yields)])
 
 
-@partial(jax.jit, **_STATIC)
+@jit(**_STATIC)
 def poi_uncertainty(
     structure: ModelStructure,
     yields: Yields,
@@ -120,7 +119,7 @@ def _statistic(kind, structure, yields, data, mu, init, bounds, fixed, options) 
     return Objective(value, jnp.maximum(fits.fixed_poi.status, fits.free.status))
 
 
-@partial(jax.jit, **_STATIC)
+@jit(**_STATIC)
 def q0(
     structure: ModelStructure,
     yields: Yields,
@@ -137,7 +136,7 @@ def q0(
     return _statistic("q0", structure, yields, data, 0.0, init, bounds, fixed, options)
 
 
-@partial(jax.jit, **_STATIC)
+@jit(**_STATIC)
 def discovery_significance(
     structure: ModelStructure,
     yields: Yields,
@@ -150,7 +149,7 @@ def discovery_significance(
     return Objective(jnp.where(positive, jnp.sqrt(jnp.where(positive, value, 1.0)), 0.0), status)
 
 
-@partial(jax.jit, **_STATIC)
+@jit(**_STATIC)
 def qmu(
     structure: ModelStructure,
     yields: Yields,
@@ -168,7 +167,7 @@ def qmu(
     return _statistic("qmu_tilde", structure, yields, data, mu, init, bounds, fixed, options)
 
 
-@partial(jax.jit, **_STATIC)
+@jit(**_STATIC)
 def cls(
     structure: ModelStructure,
     yields: Yields,

@@ -28,7 +28,6 @@ Examples:
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -36,6 +35,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from diffana.errors import ModelError
+from diffana.stats._jit import jit
 from diffana.stats.fit import FitResult, _fit, resolve_fit_settings
 from diffana.stats.optimize import Options
 from diffana.stats.structure import ModelStructure
@@ -112,7 +112,7 @@ def _statistic(kind: str, mu, fits: ProfileFits, poi: int) -> Array:
     return t
 
 
-@partial(jax.jit, static_argnums=(0, 1), static_argnames=("options",))
+@jit(static_argnums=(0, 1), static_argnames=("options",))
 def statistic(
     kind: str,
     structure: ModelStructure,

@@ -28,7 +28,6 @@ Examples:
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -36,6 +35,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from diffana.errors import ModelError
+from diffana.stats._jit import jit
 from diffana.stats.fit import _fit, resolve_fit_settings
 from diffana.stats.likelihood import constraint_widths, expected_actualdata
 from diffana.stats.optimize import Options
@@ -96,7 +96,7 @@ def _kind(test_stat: str) -> str:
     return _KINDS.get(test_stat, test_stat)
 
 
-@partial(jax.jit, static_argnums=0, static_argnames=("test_stat", "batch_size", "options"))
+@jit(static_argnums=0, static_argnames=("test_stat", "batch_size", "options"))
 def toy_teststats(
     structure: ModelStructure,
     yields: Yields,
@@ -141,7 +141,7 @@ def _pvalues(teststat, signal, background):
     return clsb, clb, clsb / clb
 
 
-@partial(jax.jit, static_argnums=0, static_argnames=("ntoys", "test_stat", "batch_size", "options"))
+@jit(static_argnums=0, static_argnames=("ntoys", "test_stat", "batch_size", "options"))
 def toy_hypotest(
     structure: ModelStructure,
     yields: Yields,

@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import numpy as np
 
 from diffana.errors import ModelError
 from diffana.stats import fit as _fit
+from diffana.stats._jit import jit
 from diffana.stats.infer._common import as_data, check_status, fit_settings
 from diffana.stats.optimize import Options
 
 __all__ = ["fit", "fixed_poi_fit", "twice_nll"]
 
-_uncertainties = jax.jit(_fit.parameter_uncertainties, static_argnums=0)
+_uncertainties = jit(_fit.parameter_uncertainties, static_argnums=0)
 
 
 def options_from_kwargs(kwargs: dict) -> Options:
