@@ -435,7 +435,9 @@ def test_gradient_of_expected_ttbar_norm_uncertainty_matches_finite_differences(
     assert int(status) == 0
     yields, init = yields_of(x0), jnp.asarray(structure.suggested_init())
     asimov = likelihood.expected_data(structure, yields, init)
-    hessian_at = jax.jit(jax.hessian(lambda p: likelihood.twice_nll(structure, yields, p, asimov) / 2))
+    hessian_at = jax.jit(
+        jax.hessian(lambda p: likelihood.twice_nll(structure, yields, p, asimov) / 2)
+    )
     hessian = hessian_at(init)
     poi = structure.poi_index
     assert float(value) == pytest.approx(float(jnp.linalg.inv(hessian)[poi, poi]) ** 0.5, rel=1e-9)
