@@ -1,8 +1,8 @@
 """The ``jax.jit`` used for the compiled entry points of :mod:`diffana.stats`.
 
-LLVM's expensive optimisation passes cost about a third of the compilation time of a fit and buy no
-measurable speed for these small, loop-bound programs, so they are switched off. The structure of a
-model is always a static argument (it is hashable and compared by content).
+The structure of a model is always a static argument (hashable, compared by the program it compiles
+to). Compiler options cannot be set here: ``jax.jit`` refuses them on jits nested in other jits,
+and every entry point may be called inside a user's ``jit``.
 
 Examples:
     >>> import jax.numpy as jnp
@@ -17,13 +17,11 @@ from functools import partial
 
 import jax
 
-__all__ = ["COMPILER_OPTIONS", "jit"]
-
-COMPILER_OPTIONS = {"xla_llvm_disable_expensive_passes": True}
+__all__ = ["jit"]
 
 
 def jit(fun=None, **kwargs):
-    """``jax.jit`` with :data:`COMPILER_OPTIONS`; usable as ``@jit(static_argnums=0)`` too."""
+    """``jax.jit``, usable as ``@jit(static_argnums=0)`` too."""
     if fun is None:
         return partial(jit, **kwargs)
-    return jax.jit(fun, compiler_options=COMPILER_OPTIONS, **kwargs)
+    return jax.jit(fun, **kwargs)

@@ -4,9 +4,11 @@ A :class:`ModelStructure` is built once from a pyhf model spec and never traced:
 and masks are NumPy constants that XLA folds into every compiled function. The numbers that may
 change (sample yields, variation templates, uncertainties) live in a separate
 :class:`~diffana.stats.yields.Yields` pytree, so one compiled function serves every set of yields of
-the same structure. Structures compare (and hash) by content, excluding the yields and the numbers
-derived from them (staterror widths, shapesys factors), so rebuilding one from a spec that differs
-only in its yields reuses the compiled functions.
+the same structure. Structures compare (and hash) by the program they compile to: their layout,
+excluding names, yields and the numbers derived from yields (staterror widths, shapesys factors).
+Rebuilding one from a spec that differs only in its yields, or only in names (e.g. the signal
+sample of another signal point), reuses the compiled functions, and the yields of such models can
+be stacked and ``vmap``-ed over.
 
 Layout conventions are pyhf's: channels and samples sorted by name, bins of all channels
 concatenated, parameters ordered as described in :mod:`diffana.stats.parameters`.
@@ -323,9 +325,9 @@ def _constraint_tables(paramsets, starts, index) -> dict:
 def _content_key(structure: ModelStructure) -> bytes:
     digest = hashlib.sha256()
     # yield-derived numbers (staterror sigmas, shapesys factors) are not part of the structure
+    # and names are not either: structures that compile to the same program compare equal
     params = tuple(
         (
-            p.name,
             p.n_parameters,
             p.is_scalar,
             p.suggested_init,
@@ -338,10 +340,9 @@ def _content_key(structure: ModelStructure) -> bytes:
         for p in structure.paramsets
     )
     meta = (
-        structure.channels,
         structure.channel_nbins,
-        structure.samples,
-        structure.modifiers,
+        len(structure.samples),
+        [mtype for _, mtype in structure.modifiers],
         params,
         structure.poi_index,
         structure.histosys_code,
@@ -356,6 +357,6 @@ def _content_key(structure: ModelStructure) -> bytes:
         if isinstance(value, np.ndarray):
             digest.update(str((value.dtype, value.shape)).encode())
             digest.update(np.ascontiguousarray(value).tobytes())
-        else:
+        elif isinstance(value, int):  # names (tuples of str) are left out
             digest.update(repr(value).encode())
     return digest.digest()

@@ -239,5 +239,11 @@ def test_structure_is_shared_between_equal_specs():
     assert structure_from_spec(other) == a  # yields are not part of the structure
     renamed = _simple_spec()
     renamed["channels"][0]["samples"][0]["name"] = "signal"
+    assert structure_from_spec(renamed) == a  # nor are names: the same compiled program
     with pytest.raises(ModelError, match="not part of the model structure"):
         yields_from_spec(a, renamed)
+    extended = _simple_spec()
+    extended["channels"][0]["samples"][0]["modifiers"].append(
+        {"name": "s", "type": "normsys", "data": {"lo": 0.8, "hi": 1.2}}
+    )
+    assert structure_from_spec(extended) != a
