@@ -25,6 +25,7 @@ matches the finite-difference derivative of the hard yield better; it is the def
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import jax
@@ -35,10 +36,23 @@ from diffana.errors import ConfigError
 from diffana.pipeline.cuts import cut, window
 from diffana.pipeline.hardness import float_dtype, is_hard
 
-__all__ = ["at_least", "count_distribution", "exactly", "object_sum"]
+__all__ = ["at_least", "columns", "count_distribution", "exactly", "object_sum"]
 
 Method = Literal["poisson_binomial", "sigmoid"]
 _UNROLL = 32  # object axes up to this length are unrolled (fuses into one loop); longer ones scan
+
+
+def columns(values: ObjectValues) -> list[jax.Array]:
+    """The per-object columns ``values[..., j]`` of a short object axis, as a list.
+
+    Taken with one ``unstack`` rather than ``j`` slices: in reverse mode the slices' transposes
+    (pads of the whole array) made XLA's CPU gradients several times slower.
+
+    Examples:
+        >>> [c.tolist() for c in columns(jnp.array([[1.0, 2.0], [3.0, 4.0]]))]
+        [[1.0, 3.0], [2.0, 4.0]]
+    """
+    return list(jnp.unstack(jnp.asarray(values), axis=-1))
 
 
 def object_sum(values: ObjectValues) -> EventValues:
@@ -54,10 +68,29 @@ def object_sum(values: ObjectValues) -> EventValues:
     size = values.shape[-1]
     if size == 0 or size > _UNROLL:
         return jnp.sum(values, axis=-1)
-    total = values[..., 0]
-    for j in range(1, size):
-        total = total + values[..., j]
+    parts = columns(values)
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
     return total
+
+
+def _distributions(columns: list[jax.Array], max_count: int, zero: jax.Array) -> list[list]:
+    """After each object (and before the first): ``P(N = 0..max_count - 1)``, ``P(N >= max_count)``
+    over the objects so far; the DP is unrolled over the (short, static) object axis."""
+    states = [zero + 1.0] + [zero] * max_count
+    history = [states]
+    for j, pj in enumerate(columns):
+        qj = 1.0 - pj
+        new = list(states)
+        new[0] = states[0] * qj
+        for c in range(1, min(j + 1, max_count - 1) + 1):
+            new[c] = states[c] * qj + states[c - 1] * pj
+        if j + 1 >= max_count:
+            new[max_count] = states[max_count] + states[max_count - 1] * pj
+        states = new
+        history.append(states)
+    return history
 
 
 def count_distribution(p: ObjectValues, max_count: int) -> jax.Array:
@@ -79,30 +112,52 @@ def count_distribution(p: ObjectValues, max_count: int) -> jax.Array:
         raise ConfigError(msg)
     p = jnp.asarray(p, float_dtype(p))
     zero = jnp.zeros(p.shape[:-1], p.dtype)
-    states = [zero + 1.0] + [zero] * max_count
-
-    def step(states: list[jax.Array], pj: jax.Array, reachable: int) -> list[jax.Array]:
-        qj = 1.0 - pj
-        new = list(states)
-        new[0] = states[0] * qj
-        for c in range(1, min(reachable, max_count - 1) + 1):
-            new[c] = states[c] * qj + states[c - 1] * pj
-        if reachable >= max_count:
-            new[max_count] = states[max_count] + states[max_count - 1] * pj
-        return new
-
-    size = p.shape[-1]
-    if size <= _UNROLL:
-        for j in range(size):
-            states = step(states, p[..., j], j + 1)
+    if p.shape[-1] <= _UNROLL:
+        states = _distributions(columns(p), max_count, zero)[-1]
     else:
-        carry, _ = jax.lax.scan(
-            lambda s, pj: (jnp.stack(step(list(s), pj, max_count)), None),
-            jnp.stack(states),
-            jnp.moveaxis(p, -1, 0),
-        )
-        states = list(carry)
+
+        def step(s: jax.Array, pj: jax.Array) -> tuple[jax.Array, None]:
+            shifted = jnp.concatenate([jnp.zeros_like(s[:1]), s[:-1]]) * pj
+            new = s * (1.0 - pj) + shifted
+            return new.at[-1].add(s[-1] * pj), None  # the top state absorbs
+
+        init = jnp.stack([zero + 1.0] + [zero] * max_count)
+        states = list(jax.lax.scan(step, init, jnp.moveaxis(p, -1, 0))[0])
     return jnp.stack(states, axis=-1)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _probability(p: ObjectValues, n: int, exact: bool) -> EventValues:
+    """``P(N == n)`` (``exact``) or ``P(N >= n)`` over a short object axis."""
+    zero = jnp.zeros(p.shape[:-1], p.dtype)
+    return _distributions(columns(p), n + 1 if exact else n, zero)[-1][n]
+
+
+@_probability.defjvp
+def _probability_jvp(n: int, exact: bool, primals: tuple, tangents: tuple) -> tuple:
+    """``d P / d p_j`` from the distribution of the other objects, ``P_{-j}``:
+    ``P_{-j}(n - 1)`` for ``N >= n``, ``P_{-j}(n - 1) - P_{-j}(n)`` for ``N == n``; ``P_{-j}`` is the
+    convolution of the distributions of the objects before and after ``j`` (prefix and suffix DPs)."""
+    (p,), (dp,) = primals, tangents
+    zero = jnp.zeros(p.shape[:-1], p.dtype)
+    objects = columns(p)
+    top = n + 1 if exact else n  # states below ``top`` are exact counts
+    before = _distributions(objects, top, zero)  # before[j]: objects 0 .. j - 1
+    after = _distributions(objects[::-1], top, zero)[::-1]  # after[j]: objects j .. end
+    out = before[-1][n]
+
+    def others(j: int, c: int) -> jax.Array:
+        if c < 0:
+            return zero
+        return sum((before[j][a] * after[j + 1][c - a] for a in range(c + 1)), zero)
+
+    slopes = [
+        others(j, n - 1) - others(j, n) if exact else others(j, n - 1) for j in range(len(objects))
+    ]
+    tangent = zero
+    for slope, dpj in zip(slopes, columns(dp), strict=True):
+        tangent = tangent + slope * dpj
+    return out, tangent
 
 
 def _check(n: int, method: str) -> None:
@@ -137,6 +192,8 @@ def at_least(
         return jnp.ones(jnp.shape(p)[:-1], float_dtype(p))
     if is_hard(hardness) or method == "sigmoid":
         return cut(object_sum(p), n - 0.5, width=width, hardness=hardness)
+    if jnp.shape(p)[-1] <= _UNROLL:
+        return _probability(jnp.asarray(p, float_dtype(p)), n, False)
     return count_distribution(p, n)[..., n]
 
 
@@ -160,4 +217,6 @@ def exactly(
     _check(n, method)
     if is_hard(hardness) or method == "sigmoid":
         return window(object_sum(p), n - 0.5, n + 0.5, width=width, hardness=hardness)
+    if jnp.shape(p)[-1] <= _UNROLL:
+        return _probability(jnp.asarray(p, float_dtype(p)), n, True)
     return count_distribution(p, n + 1)[..., n]

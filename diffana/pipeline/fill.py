@@ -36,7 +36,6 @@ from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from diffana._types import EventValues, EventWeights, Hardness, Scalar
@@ -71,57 +70,67 @@ def _binning_of(spec: _Spec, params: Any) -> Binning:
 
 
 def _window(x: jax.Array, params: Any, inv_scale: jax.Array, spec: _Spec) -> tuple[Any, ...]:
-    """Each event's bin ``k``, and at the window edges ``[events, 2 reach]``: index, scaled
-    distance ``u = (edge - x) / scale``, kernel CDF (0 before the first edge, 1 after the last) and
-    kernel density (0 where the CDF is fixed)."""
+    """Each event's bin ``k`` and, per window edge (a list of ``[events]`` arrays): edge index,
+    scaled distance ``u = (edge - x) / scale``, kernel CDF (0 before the first edge of the axis, 1
+    after the last) and kernel density (0 where the CDF is fixed).
+
+    The window is unrolled into ``[events]`` arrays: on XLA's CPU backend, ``[events, slots]``
+    arrays with a short minor axis make the gradients (reductions over that axis) far slower.
+    """
     binning = _binning_of(spec, params)
     x = jnp.where(jnp.isnan(x), jnp.inf, x)  # NaN fills the overflow bin, as in hist
     k = binning.index(x, x.dtype)
-    j = k[:, None] + jnp.arange(1 - spec.reach, spec.reach + 1, dtype=k.dtype)
-    u = (binning.edge(j, x.dtype) - x[:, None]) * inv_scale
-    if spec.kernel == "gaussian":
-        cdf = 0.5 + 0.5 * jax.lax.erf(u * _INV_SQRT2)
-        pdf = _INV_SQRT2PI * jnp.exp(-0.5 * u * u)
-    else:
-        cdf = 1.0 / (1.0 + jnp.exp(-u))
-        pdf = cdf * (1.0 - cdf)
-    cdf = jnp.where(j < 0, 0.0, jnp.where(j > spec.bins, 1.0, cdf))
-    pdf = jnp.where((j < 0) | (j > spec.bins) | ~jnp.isfinite(u), 0.0, pdf)
-    return k, j, u, cdf, pdf
+    edges = []
+    for offset in range(1 - spec.reach, spec.reach + 1):
+        j = k + offset
+        u = (binning.edge(j, x.dtype) - x) * inv_scale
+        if spec.kernel == "gaussian":
+            cdf = 0.5 + 0.5 * jax.lax.erf(u * _INV_SQRT2)
+            pdf = _INV_SQRT2PI * jnp.exp(-0.5 * u * u)
+        else:
+            cdf = 1.0 / (1.0 + jnp.exp(-u))
+            pdf = cdf * (1.0 - cdf)
+        cdf = jnp.where(j < 0, 0.0, jnp.where(j > spec.bins, 1.0, cdf))
+        pdf = jnp.where((j < 0) | (j > spec.bins) | ~jnp.isfinite(u), 0.0, pdf)
+        edges.append((j, u, cdf, pdf))
+    return k, edges
 
 
-def _shares(at_edges: jax.Array, after: float) -> jax.Array:
+def _shares(at_edges: list[jax.Array], after: float) -> list[jax.Array]:
     """Window bins from values at the window edges: ``[v0 - 0, v1 - v0, ..., after - v_last]``."""
-    zeros = jnp.zeros_like(at_edges[:, :1])
-    padded = jnp.concatenate([zeros, at_edges, zeros + after], axis=1)
-    return padded[:, 1:] - padded[:, :-1]
+    padded = [jnp.zeros_like(at_edges[0]), *at_edges, jnp.full_like(at_edges[0], after)]
+    return [padded[i + 1] - padded[i] for i in range(len(padded) - 1)]
 
 
-def _scatter(k: jax.Array, payload: jax.Array, spec: _Spec) -> jax.Array:
-    """Sum ``payload[i, s]`` into bin ``k_i + s - reach``: ``[events, slots, columns]`` to
-    ``[bins + 2, columns]``. Slots outside the axis carry exact zeros (fixed CDF values)."""
-    by_bin = jax.ops.segment_sum(payload, k + 1, spec.bins + 2)  # [bins + 2, slots, columns]
-    # Output bin b collects slot s of the events whose bin row is b - s + reach (static indices).
-    slots = np.arange(payload.shape[1])
-    rows = np.arange(spec.bins + 2)[:, None] - slots[None, :] + spec.reach
-    valid = (rows >= 0) & (rows < spec.bins + 2)
-    gathered = by_bin[np.clip(rows, 0, spec.bins + 1), slots[None, :]]
-    return jnp.sum(jnp.where(valid[..., None], gathered, 0.0), axis=1)
+def _times(share: jax.Array, weights: jax.Array) -> jax.Array:
+    return share * weights if weights.ndim == 1 else share[:, None] * weights
 
 
-def _sums(
-    k: jax.Array, shares: jax.Array, weights: jax.Array, spec: _Spec
-) -> tuple[jax.Array, ...]:
+def _scatter(k: jax.Array, payloads: list[jax.Array], spec: _Spec) -> jax.Array:
+    """Sum window bin ``s`` (``payloads[s]``, ``[events(, columns)]``) into bin ``k + s - reach``:
+    ``[bins + 2(, columns)]``. Window bins outside the axis carry exact zeros (fixed CDF values).
+
+    One scatter-add per window bin: stacking the window into an ``[events, slots]`` payload is an
+    interleaving copy that XLA's CPU backend runs far slower than the scatters themselves.
+    """
+    total = 0.0
+    for s, payload in enumerate(payloads):
+        index = jnp.clip(k + (s - spec.reach + 1), 0, spec.bins + 1)
+        total = total + jax.ops.segment_sum(payload, index, spec.bins + 2)
+    return total
+
+
+def _sums(k: jax.Array, shares: list, weights: jax.Array, spec: _Spec) -> tuple[jax.Array, ...]:
     # Two scatters: a concatenated [w, w^2] payload makes XLA's CPU loops several times slower.
-    contribution = shares[:, :, None] * weights[:, None, :]
-    return _scatter(k, contribution, spec), _scatter(k, contribution * contribution, spec)
+    contributions = [_times(share, weights) for share in shares]
+    return _scatter(k, contributions, spec), _scatter(k, [c * c for c in contributions], spec)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
 def _soft_fill(x, weights, params, inv_scale, spec):
-    """Sums of weights and of squared weights, each ``[bins + 2, variations]``."""
-    k, _, _, cdf, _ = _window(x, params, inv_scale, spec)
-    return _sums(k, _shares(cdf, 1.0), weights, spec)
+    """Sums of weights and of squared weights, each ``[bins + 2(, variations)]``."""
+    k, edges = _window(x, params, inv_scale, spec)
+    return _sums(k, _shares([e[2] for e in edges], 1.0), weights, spec)
 
 
 def _zero(tangent: Any) -> bool:
@@ -131,14 +140,13 @@ def _zero(tangent: Any) -> bool:
 def _soft_fill_jvp(spec, primals, tangents):
     x, weights, params, inv_scale = primals
     dx, dweights, dparams, dinv_scale = tangents
-    k, j, u, cdf, pdf = _window(x, params, inv_scale, spec)
-    shares = _shares(cdf, 1.0)
+    k, edges = _window(x, params, inv_scale, spec)
+    shares = _shares([e[2] for e in edges], 1.0)
     out = _sums(k, shares, weights, spec)
 
     # d CDF(u) = pdf(u) du, u = (edge - x) * inv_scale; the fixed 0 and 1 outside have no tangent.
-    dshares = jnp.zeros_like(shares)
+    dshares = None
     if not _zero((dx, dparams, dinv_scale)):
-        du = jnp.zeros_like(u)
         if not _zero(dparams):
             dparams = jax.tree.map(
                 lambda t, p: jnp.zeros_like(p) if isinstance(t, SymbolicZero) else t,
@@ -147,21 +155,31 @@ def _soft_fill_jvp(spec, primals, tangents):
                 is_leaf=lambda t: isinstance(t, SymbolicZero),
             )
             binning, dbinning = _binning_of(spec, params), _binning_of(spec, dparams)
-            du = du + jax.jvp(lambda b: b.edge(j, u.dtype), (binning,), (dbinning,))[1]
-        if not isinstance(dx, SymbolicZero):
-            du = du - dx[:, None]
-        dcdf = pdf * (du * inv_scale)
-        if not isinstance(dinv_scale, SymbolicZero):
-            # pdf * u vanishes far from the edge; keep 0 * inf from becoming NaN.
-            dcdf = dcdf + jnp.where(pdf > 0, pdf * u, 0.0) * (dinv_scale / inv_scale)
-        dshares = _shares(dcdf, 0.0)
+        dcdfs = []
+        for j, u, _, pdf in edges:
+            du = jnp.zeros_like(u)
+            if not _zero(dparams):
+                du = du + jax.jvp(lambda b, j=j: b.edge(j, x.dtype), (binning,), (dbinning,))[1]
+            if not isinstance(dx, SymbolicZero):
+                du = du - dx
+            dcdf = pdf * (du * inv_scale)
+            if not isinstance(dinv_scale, SymbolicZero):
+                # pdf * u vanishes far from the edge; keep 0 * inf from becoming NaN.
+                dcdf = dcdf + jnp.where(pdf > 0, pdf * u, 0.0) * (dinv_scale / inv_scale)
+            dcdfs.append(dcdf)
+        dshares = _shares(dcdfs, 0.0)
 
-    contribution = shares[:, :, None] * weights[:, None, :]
-    dcontribution = dshares[:, :, None] * weights[:, None, :]
-    if not isinstance(dweights, SymbolicZero):
-        dcontribution = dcontribution + shares[:, :, None] * dweights[:, None, :]
-    dsumw2 = _scatter(k, 2.0 * contribution * dcontribution, spec)
-    return out, (_scatter(k, dcontribution, spec), dsumw2)
+    dcontributions, dsquares = [], []
+    for i, share in enumerate(shares):
+        contribution = _times(share, weights)
+        dcontribution = jnp.zeros_like(contribution)
+        if dshares is not None:
+            dcontribution = dcontribution + _times(dshares[i], weights)
+        if not isinstance(dweights, SymbolicZero):
+            dcontribution = dcontribution + _times(share, dweights)
+        dcontributions.append(dcontribution)
+        dsquares.append(2.0 * contribution * dcontribution)
+    return out, (_scatter(k, dcontributions, spec), _scatter(k, dsquares, spec))
 
 
 _soft_fill.defjvp(_soft_fill_jvp, symbolic_zeros=True)
@@ -206,10 +224,9 @@ def _fill(
     if weights.shape[:1] != x.shape or weights.ndim > 2:
         msg = f"weights must be [events] or [events, variations] with {x.shape[0]} events, got shape {weights.shape}"
         raise ConfigError(msg)
-    matrix = weights if weights.ndim == 2 else weights[:, None]
     if is_hard(hardness):
         index = bin_index(x, binning) + 1
-        sums = tuple(jax.ops.segment_sum(v, index, binning.bins + 2) for v in (matrix, matrix**2))
+        sums = tuple(jax.ops.segment_sum(v, index, binning.bins + 2) for v in (weights, weights**2))
     else:
         scale_value = concrete_float(scale)
         hardness_value = concrete_float(hardness)
@@ -220,11 +237,8 @@ def _fill(
         params = (binning.start, binning.stop) if spec.regular else binning.edges
         params = jax.tree.map(lambda p: jnp.asarray(p, dtype), params)
         inv_scale = jnp.asarray(hardness, dtype) / jnp.asarray(scale, dtype)
-        sums = _soft_fill(x, matrix, params, inv_scale, spec)
-    sumw, sumw2 = sums[0].T, sums[1].T
-    if weights.ndim == 1:
-        sumw, sumw2 = sumw[0], sumw2[0]
-    return SoftHistogram(sumw, sumw2, binning.edges, axis_name, label)
+        sums = _soft_fill(x, weights, params, inv_scale, spec)
+    return SoftHistogram(sums[0].T, sums[1].T, binning.edges, axis_name, label)
 
 
 def kde_histogram(

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import functools
 import itertools
 
 import awkward as ak
 import hist
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import uproot
@@ -83,7 +85,14 @@ def test_hard_trijet_choice_equals_a_loop_over_combinations():
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
-def test_soft_argmax_converges_to_the_hard_choice():
+@jax.jit
+def _soft_choice(trijets, pt, btag, hardness):
+    selected = cut(pt, 30.0, width=5.0, hardness=hardness)
+    tagged = cut(btag, 0.7, width=0.05, hardness=hardness)
+    return best_trijet_mass(trijets, selected, tagged, hardness=hardness)
+
+
+def test_soft_choice_converges_to_the_hard_choice():
     pt, eta, phi, mass, btag = _random_jets(events=300)
     trijets = trijet_candidates(pt, eta, phi, mass)
     hard = best_trijet_mass(
@@ -92,9 +101,7 @@ def test_soft_argmax_converges_to_the_hard_choice():
     has = np.asarray(hard) > 0
     biases = []
     for h in (1.0, 10.0, 100.0, 1000.0):
-        selected = cut(pt, 30.0, width=5.0, hardness=h)
-        tagged = cut(btag, 0.7, width=0.05, hardness=h)
-        soft = best_trijet_mass(trijets, selected, tagged, hardness=h)
+        soft = _soft_choice(trijets, pt, btag, h)
         biases.append(np.mean(np.abs(np.asarray(soft) - hard)[has]))
     assert all(a > 3 * b for a, b in itertools.pairwise(biases))
     assert biases[-1] < 1e-3 * np.mean(np.asarray(hard)[has])
@@ -123,7 +130,7 @@ def test_no_valid_trijet_gives_zero_with_finite_gradients():
             trijet_candidates(*([selected] * 4)), selected, selected, hardness=2.0
         )
 
-    grad = jax.jacrev(f)(np.zeros((1, 4)))
+    grad = jax.jit(jax.jacrev(f))(np.zeros((1, 4)))
     assert np.all(np.isfinite(np.asarray(grad)))
 
 
@@ -169,42 +176,51 @@ def _awkward_agc(ev, jet_pt_cut):
     }
 
 
-def _diffana_agc(ev, jet_pt_cut, hardness):
-    """The same selection with diffana's ops on padded arrays."""
+def _padded(ev):
+    """Every branch padded to its collection's largest multiplicity, and the masks."""
     cols = {}
     for name in ev.fields:
         collection = name.split("_")[0]
         most = int(ak.max(ak.num(ev[f"{collection}_pt"])))
         cols[name], cols[collection] = pad(ev[name], most, name=name)
+    return cols
+
+
+def _diffana_agc(cols, jet_pt_cut, hardness):
+    """The same selection with diffana's ops on padded arrays."""
     h = hardness
     electrons = logical_and(
         cut(cols["Electron_pt"], 30.0, width=2.0, hardness=h, mask=cols["Electron"]),
-        cut(np.abs(cols["Electron_eta"]), 2.1, width=0.05, hardness=h, op="<"),
+        cut(jnp.abs(cols["Electron_eta"]), 2.1, width=0.05, hardness=h, op="<"),
         cols["Electron_cutBased"] == 4,
         cut(cols["Electron_sip3d"], 4.0, width=0.2, hardness=h, op="<"),
     )
     muons = logical_and(
         cut(cols["Muon_pt"], 30.0, width=2.0, hardness=h, mask=cols["Muon"]),
-        cut(np.abs(cols["Muon_eta"]), 2.1, width=0.05, hardness=h, op="<"),
+        cut(jnp.abs(cols["Muon_eta"]), 2.1, width=0.05, hardness=h, op="<"),
         cols["Muon_tightId"],
         cut(cols["Muon_sip3d"], 4.0, width=0.2, hardness=h, op="<"),
         cut(cols["Muon_pfRelIso04_all"], 0.15, width=0.01, hardness=h, op="<"),
     )
     jets = logical_and(
         cut(cols["Jet_pt"], jet_pt_cut, width=2.0, hardness=h, mask=cols["Jet"]),
-        cut(np.abs(cols["Jet_eta"]), 2.4, width=0.05, hardness=h, op="<"),
+        cut(jnp.abs(cols["Jet_eta"]), 2.4, width=0.05, hardness=h, op="<"),
         cols["Jet_jetId"] == 6,
     )
     btag = cut(cols["Jet_btagCSVV2"], 0.5, width=0.02, hardness=h)
-    kinematics = (cols[f"Jet_{k}"].astype(np.float64) for k in ("pt", "eta", "phi", "mass"))
+    kinematics = (cols[f"Jet_{k}"].astype(jnp.float64) for k in ("pt", "eta", "phi", "mass"))
     return {
-        "one_lepton": exactly(np.concatenate([electrons, muons], axis=1), 1, hardness=h),
+        "one_lepton": exactly(jnp.concatenate([electrons, muons], axis=1), 1, hardness=h),
         "four_jets": at_least(jets, 4, hardness=h),
         "one_b": exactly(jets * btag, 1, hardness=h),
         "two_b": at_least(jets * btag, 2, hardness=h),
-        "ht": scalar_sum(cols["Jet_pt"].astype(np.float64), jets),
+        "ht": scalar_sum(cols["Jet_pt"].astype(jnp.float64), jets),
         "mbjj": best_trijet_mass(trijet_candidates(*kinematics), jets, btag, hardness=h),
     }
+
+
+agc_soft = jax.jit(_diffana_agc)
+agc_hard = jax.jit(functools.partial(_diffana_agc, hardness=HARD))
 
 
 def _hist(values, weights):
@@ -216,7 +232,7 @@ def _hist(values, weights):
 @pytest.mark.parametrize("jet_pt_cut", [20.0, 30.0])
 def test_hard_agc_selection_on_real_cms_data_equals_awkward_and_hist(cms_events, jet_pt_cut):
     expected = _awkward_agc(cms_events, jet_pt_cut)
-    got = _diffana_agc(cms_events, jet_pt_cut, HARD)
+    got = agc_hard(_padded(cms_events), jet_pt_cut)
     for key in ("one_lepton", "four_jets", "one_b", "two_b", "ht"):
         np.testing.assert_array_equal(got[key], ak.to_numpy(expected[key]).astype(float))
     mbjj = ak.to_numpy(expected["mbjj"])
@@ -238,12 +254,13 @@ def test_hard_agc_selection_on_real_cms_data_equals_awkward_and_hist(cms_events,
 
 
 def test_soft_agc_selection_on_real_cms_data_converges_to_hard(cms_events):
-    hard = _diffana_agc(cms_events, 25.0, HARD)
+    cols = _padded(cms_events)
+    hard = agc_hard(cols, 25.0)
     weight = hard["four_jets"] * hard["one_b"]
     hard_h = kde_histogram(hard["ht"], AGC, bandwidth=20.0, hardness=HARD, weights=weight).sumw
     distances = []
     for h in (1.0, 10.0, 100.0, 1e4):
-        soft = _diffana_agc(cms_events, 25.0, h)
+        soft = agc_soft(cols, 25.0, h)
         for value in soft.values():
             assert np.all(np.isfinite(np.asarray(value)))
         weight = soft["four_jets"] * soft["one_b"]
