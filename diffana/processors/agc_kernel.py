@@ -54,6 +54,7 @@ class KernelSpec(NamedTuple):
     dtype: str = "float32"
     counting: str = "poisson_binomial"
     trijet_choice: str = "fixed"
+    trijet_table: bool = False  # the choice is tabulated (see agc_skim.trijet_columns)
 
 
 def nth_selected(values: Any, weights: Any, n: int) -> Any:
@@ -77,6 +78,20 @@ def nth_selected(values: Any, weights: Any, n: int) -> Any:
             prior[c] * (1.0 - w) + prior[c - 1] * w for c in range(1, n)
         ]
     return jnp.stack(out, axis=-1)
+
+
+def _tabulated_mass(columns: Mapping[str, Any], selected: Any, tagged: Any) -> Any:
+    """m_bjj from ``trijet_table`` at ``n`` hard-selected and ``k`` hard-b-tagged jets; ``n`` and
+    ``k`` are clipped to the table (4 .. J, 2 .. J): events outside fail the hard 4j2b selection,
+    and their soft weight then fills the mass they would have with one more jet or tag."""
+    table = jnp.asarray(columns["trijet_table"])
+    real = jnp.asarray(columns["jet_pt"]) > 0
+    n = jnp.sum(selected, axis=-1).astype(jnp.int32)
+    k = jnp.sum(jnp.where(real, tagged, 0.0), axis=-1).astype(jnp.int32)
+    width = table.shape[2] + 1
+    n, k = jnp.clip(n, 4, width) - 4, jnp.clip(k, 2, width) - 2
+    flat = table.reshape(table.shape[0], -1)
+    return jnp.take_along_axis(flat, (n * table.shape[2] + k)[:, None], axis=1)[:, 0]
 
 
 def _btag_factors(columns: Mapping[str, Any], jet_pt: Any, w_jet: Any) -> tuple[list[str], Any]:
@@ -117,12 +132,15 @@ def agc_histograms(
     count = {"hardness": hardness, "method": spec.counting}
     one_lepton = exactly(soft_cut(lep_pt, "lepton_pt", mask=lep_pt > 0), 1, **count)
     base = one_lepton * at_least(w_jet, 4, **count)
-    trijets = Trijets(None, column("trijet_mass"), jnp.asarray(columns["trijet_order"]))
-    if spec.trijet_choice == "fixed" and not hard:  # the hard choice at the current cuts
-        choice = [jax.lax.stop_gradient(jet_selection(HARD)), soft_cut(btag, "btag", h=HARD)]
-        m_bjj = best_trijet_mass(trijets, *map(jax.lax.stop_gradient, choice), hardness=HARD)
+    if spec.trijet_table:  # the hard choice at the current cuts, looked up
+        m_bjj = _tabulated_mass(columns, jet_selection(HARD), soft_cut(btag, "btag", h=HARD))
     else:
-        m_bjj = best_trijet_mass(trijets, w_jet, tag_gt, hardness=hardness)
+        trijets = Trijets(None, column("trijet_mass"), jnp.asarray(columns["trijet_order"]))
+        if spec.trijet_choice == "fixed" and not hard:
+            choice = [jet_selection(HARD), soft_cut(btag, "btag", h=HARD)]
+            m_bjj = best_trijet_mass(trijets, *map(jax.lax.stop_gradient, choice), hardness=HARD)
+        else:
+            m_bjj = best_trijet_mass(trijets, w_jet, tag_gt, hardness=hardness)
     regions = {
         "4j1b": (exactly(w_jet * tag_ge, 1, **count), scalar_sum(jet_pt, w_jet)),
         "4j2b": (at_least(w_jet * tag_gt, 2, **count), m_bjj),

@@ -24,15 +24,17 @@ smears every jet identically.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 import awkward as ak
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from diffana.pipeline.blocks import bucket_size
-from diffana.pipeline.observables import trijet_candidates
+from diffana.pipeline.observables import trijet_candidates, trijet_indices
 
 __all__ = [
     "JER_WIDTH",
@@ -157,20 +159,57 @@ def preselect(
 _TRIJETS = jax.jit(trijet_candidates)
 
 
-def trijet_columns(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Trijet masses (float32) and the trijets' order in decreasing vector-sum pT (int8/int16).
+@functools.partial(jax.jit, static_argnums=4)
+def _choice_table(mass: Any, order: Any, btag: Any, real: Any, width: int) -> Any:
+    """``[events, width - 3, width - 1]``: mass of the chosen trijet for ``n = 4 .. width`` selected
+    jets and ``k = 2 .. width`` b-tagged jets (see :func:`trijet_columns`)."""
+    combos = trijet_indices(width)
+    score = jnp.where(real, btag, -jnp.inf)
+    rank = jnp.sum(score[:, None, :] > score[:, :, None], axis=-1)  # jets with a higher score
+    min_rank = jnp.min(rank[:, combos], axis=-1)  # [events, C]
+    max_index = jnp.asarray(combos.max(axis=1))  # [C]
+    n = jnp.arange(4, width + 1)[None, :, None]
+    k = jnp.arange(2, width + 1)[None, None, :]
 
-    Computed in float64 by :func:`diffana.pipeline.trijet_candidates` (``ak.combinations(jets, 3)``
-    order), compiled once per bucket size of the event axis; trijets with a padding jet are masked
-    later by the jet selection weights.
+    def visit(p: Any, table: Any) -> Any:  # lowest pT first: the highest valid trijet wins
+        c = order[:, order.shape[1] - 1 - p]
+        valid = (n > max_index[c][:, None, None]) & (
+            k > jnp.take_along_axis(min_rank, c[:, None], 1)[:, :, None]
+        )
+        m = jnp.take_along_axis(mass, c[:, None], 1)[:, :, None]
+        return jnp.where(valid, m, table)
+
+    table = jnp.zeros((mass.shape[0], width - 3, width - 1), mass.dtype)
+    return jax.lax.fori_loop(0, order.shape[1], visit, table)
+
+
+def trijet_columns(columns: Mapping[str, np.ndarray], *, table: bool) -> dict[str, np.ndarray]:
+    """The 4j2b trijet columns of a block, from the jets' kinematics (float64, stored float32).
+
+    Trijets are the :func:`diffana.pipeline.trijet_candidates` (``ak.combinations(jets, 3)`` order;
+    those with a padding jet are never valid). With ``table``, the jets are sorted by pT and the
+    selection is a pT threshold, so the selected jets are the first ``n`` and the b-tagged ones those
+    whose score is among the ``k`` highest: the AGC's choice (the highest-pT trijet of selected jets
+    with a b-tagged jet) depends on ``(n, k)`` only and is tabulated once,
+    ``trijet_table[e, n - 4, k - 2]`` (``n = 4 .. J``, ``k = 2 .. J``; 0 without a valid trijet),
+    so a step looks one mass up instead of scanning ``C(J, 3)`` trijets. Without ``table``:
+    ``trijet_mass`` and ``trijet_order`` (the trijets in decreasing pT) for
+    :func:`diffana.pipeline.best_trijet_mass`. The event axis is padded to a bucket size, so the
+    compiled functions see a few shapes.
     """
-    jets = [
-        np.asarray(columns[k], np.float64) for k in ("jet_pt", "jet_eta", "jet_phi", "jet_mass")
-    ]
-    n = jets[0].shape[0]
+    names = ("jet_pt", "jet_eta", "jet_phi", "jet_mass")
+    n = np.shape(columns["jet_pt"])[0]
     size = bucket_size(n)
-    padded = [np.concatenate([a, np.zeros((size - n, *a.shape[1:]))]) for a in jets]
-    trijets = _TRIJETS(*padded)
+
+    def padded(name: str, fill: float = 0.0) -> np.ndarray:
+        a = np.asarray(columns[name], np.float64)
+        return np.concatenate([a, np.full((size - n, *a.shape[1:]), fill)])
+
+    trijets = _TRIJETS(*(padded(k) for k in names))
+    if table:
+        btag, real = padded("jet_btag"), padded("jet_pt") > 0
+        mass = _choice_table(trijets.mass, trijets.order, btag, real, btag.shape[1])
+        return {"trijet_table": np.asarray(mass, np.float32)[:n]}
     order = np.asarray(trijets.order)[:n]
     return {
         "trijet_mass": np.asarray(trijets.mass, np.float32)[:n],

@@ -11,9 +11,11 @@ import pytest
 import uproot
 
 from diffana.errors import ConfigError
+from diffana.pipeline import HARD, best_trijet_mass, trijet_candidates
 from diffana.pipeline.engine import Engine
 from diffana.processors import get_processor
-from diffana.processors.agc_skim import jet_pt_resolution
+from diffana.processors.agc_kernel import _tabulated_mass
+from diffana.processors.agc_skim import jet_pt_resolution, trijet_columns
 from diffana.processors.agc_ttbar import AGCTtbarProcessor, ClippedObjectsWarning
 from diffana.processors.base import Chunk, ColumnBlock
 from diffana.processors.registry import processor_class
@@ -62,9 +64,43 @@ def test_padding_rows_are_not_counted_as_clipped():
     }
     with pytest.warns(ClippedObjectsWarning, match="^1 of 2 events of block 'nominal'"):
         block = processor.prepare(ColumnBlock(columns), "nominal")
-    assert block["trijet_mass"].shape == (3, 4)
-    assert block["trijet_order"].dtype == np.int8
+    assert block["trijet_table"].shape == (3, 1, 3)  # n = 4 selected jets, k = 2 .. 4 tags
     assert "jets_clipped" not in block.columns
+
+
+@pytest.mark.parametrize("width", [6, 12])
+def test_trijet_table_is_the_hard_trijet_choice(width):
+    """The tabulated choice equals best_trijet_mass's hard twin at many cuts (jets sorted by pT)."""
+    rng = np.random.default_rng(width)
+    n = 400
+    pt = np.sort(rng.exponential(40.0, (n, width)) + 20.0, axis=1)[:, ::-1]
+    pt[rng.uniform(size=(n, 1)) < np.linspace(0, 0.6, width)[None, :]] = 0.0  # padding at the end
+    pt = -np.sort(-pt, axis=1)
+    columns = {
+        "jet_pt": pt.astype(np.float32),
+        "jet_eta": rng.normal(0, 1.2, (n, width)),
+        "jet_phi": rng.uniform(-np.pi, np.pi, (n, width)),
+        "jet_mass": rng.uniform(4, 20, (n, width)),
+        "jet_btag": np.where(
+            rng.uniform(size=(n, width)) < 0.05, -10.0, rng.uniform(0, 1, (n, width))
+        ),
+    }
+    table = trijet_columns(columns, table=True)
+    trijets = trijet_candidates(
+        *(np.asarray(columns[k], np.float64) for k in ("jet_pt", "jet_eta", "jet_phi", "jet_mass"))
+    )
+    c = {**columns, **table}
+    real = pt > 0
+    for jet_cut, btag_cut in [(20.0, 0.2), (30.0, 0.5), (45.0, 0.35), (25.0, 0.8)]:
+        selected = (pt.astype(np.float32) > jet_cut) & real
+        tagged = (columns["jet_btag"] > btag_cut) & real
+        expected = np.asarray(
+            best_trijet_mass(trijets, selected * 1.0, tagged * 1.0, hardness=HARD)
+        )
+        got = np.asarray(_tabulated_mass(c, selected * 1.0, tagged * 1.0))
+        region = (selected.sum(1) >= 4) & ((selected & tagged).sum(1) >= 2)
+        assert region.sum() > 20
+        np.testing.assert_allclose(got[region], expected[region].astype(np.float32), rtol=1e-6)
 
 
 def test_jer_factors_follow_their_definition(agc_fileset, agc):
@@ -169,3 +205,16 @@ def test_data_weighs_one_and_has_no_systematics(real_file, agc):
             ref[f"{region}_ttbar"].values(flow=True),
             rtol=1e-12,
         )
+
+
+def test_jet_eta_parameter_at_its_default_is_the_agc(real_fileset, agc):
+    """With the eta limit as a parameter (trijets scanned, not tabulated), 2.4 is the AGC again."""
+    params = {"lepton_pt": 20.0, "jet_pt": 20.0, "btag": 0.2}
+    processor = AGCTtbarProcessor(jet_eta=True)
+    with Engine(processor, real_fileset, chunk_size=agc.chunk, block_size=agc.block) as engine:
+        got = engine.hard_histograms({**params, "jet_eta": 2.4})
+    ref = agc.histograms(real_fileset, params)
+    assert sorted(got) == sorted(ref)
+    for name, h in ref.items():
+        np.testing.assert_allclose(got[name].values(flow=True), h.values(flow=True), rtol=1e-12)
+    assert sum(h.values().sum() for h in ref.values()) > 0
