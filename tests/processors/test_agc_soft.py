@@ -36,8 +36,8 @@ def test_soft_histograms_converge_to_hard(agc_engine):
 @pytest.fixture(scope="module")
 def smooth_engine(agc_fileset, agc):
     """float64 kernel with the soft trijet choice: every histogram is smooth in the parameters
-    (8 jets: C(8, 3) trijets keep the soft choice's compilation short; clipping is irrelevant here)."""
-    processor = AGCTtbarProcessor(dtype="float64", trijet_choice="soft", max_jets=8)
+    (6 jets: C(6, 3) trijets keep the soft choice's compilation short; clipping is irrelevant here)."""
+    processor = AGCTtbarProcessor(dtype="float64", trijet_choice="soft", max_jets=6)
     fileset = {"ttbar__nominal": agc_fileset["ttbar__nominal"]}
     with Engine(processor, fileset, chunk_size=agc.chunk, block_size=agc.block) as engine:
         engine.skim()
