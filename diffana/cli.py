@@ -226,7 +226,78 @@ def _add_histograms(sub) -> None:
     p.set_defaults(func=_histograms_command)
 
 
-_COMMANDS: list = [_add_cls, _add_fit, _add_limit, _add_inspect, _add_generate, _add_histograms]
+def _workflow_command(module: str):
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        return importlib.import_module(module).command(args)
+
+    return handler
+
+
+def _workflow_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "workflow",
+        nargs="?",
+        default=None,
+        metavar="WORKFLOW",
+        help="workflow YAML file (default: workflows/agc_ttbar.yaml)",
+    )
+    p.add_argument(
+        "-o", "--output", default=None, metavar="DIR", help="result folder (default: results/)"
+    )
+    p.add_argument(
+        "--cluster",
+        default=None,
+        help="override the workflow's cluster: inprocess, local, tcp://host:port or a YAML file",
+    )
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="the main job: skim, optimise the cuts, re-evaluate hard, write OUTPUT/result.json",
+        description="Make or reuse the dataset, skim it once on the cluster, optimise the cut "
+        "parameters by gradient descent on the workflow's objective, re-evaluate hard at the "
+        "initial and final cuts (histograms, pyhf workspace, fit, plots) and write "
+        "OUTPUT/result.json.",
+    )
+    _workflow_inputs(p)
+    p.add_argument(
+        "--resume", action="store_true", help="continue from OUTPUT/checkpoint.json if it exists"
+    )
+    p.set_defaults(func=_workflow_command("diffana.run"))
+
+
+def _add_scan(sub) -> None:
+    p = sub.add_parser(
+        "scan",
+        help="the workflow's objective evaluated hard on a grid of the cut parameters",
+        description="Skim once, then evaluate the objective with hard cuts at every point of a "
+        "grid of the optimised parameters; write OUTPUT/scan.json with the grid optimum and its "
+        "compute (wall time, passes, events).",
+    )
+    _workflow_inputs(p)
+    p.add_argument(
+        "--grid",
+        type=int,
+        default=None,
+        metavar="N",
+        help="points per parameter (default: the workflow's scan.grid)",
+    )
+    p.set_defaults(func=_workflow_command("diffana.scan"))
+
+
+_COMMANDS: list = [
+    _add_cls,
+    _add_fit,
+    _add_limit,
+    _add_inspect,
+    _add_generate,
+    _add_histograms,
+    _add_run,
+    _add_scan,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
