@@ -51,6 +51,7 @@ from jaxtyping import Array
 
 from diffana.errors import ConfigError, ModelError, WorkspaceError
 from diffana.pipeline.placement import Placement
+from diffana.stats import objectives
 from diffana.stats.build import build_spec, to_json
 from diffana.stats.build_config import (
     ModelConfig,
@@ -61,8 +62,8 @@ from diffana.stats.build_config import (
     parse_config,
 )
 from diffana.stats.build_histograms import Histogram, agc_pseudodata, as_histogram, rebin
-from diffana.stats.fit import fixed_poi_fit, parameter_uncertainties
-from diffana.stats.likelihood import expected_data, twice_nll
+from diffana.stats.fit import parameter_uncertainties
+from diffana.stats.likelihood import expected_data
 from diffana.stats.structure import ModelStructure, structure_from_spec
 from diffana.stats.yields import Yields, yields_from_spec
 
@@ -104,21 +105,16 @@ def sigma_poi(structure: ModelStructure, yields: Yields, poi_test: float = 1.0) 
 def discovery_significance(
     structure: ModelStructure, yields: Yields, poi_test: float = 1.0
 ) -> Array:
-    r"""Median discovery significance :math:`Z_0 = \sqrt{q_0}` on the Asimov data of ``poi_test``."""
-    pars = _nominal_pars(structure, poi_test)
-    asimov = expected_data(structure, yields, pars)
-    # the free fit of Asimov data is ``pars`` itself; the background-only fit profiles the rest
-    background = fixed_poi_fit(structure, yields, asimov, 0.0)
-    q = background.twice_nll - twice_nll(structure, yields, pars, asimov)
-    return jnp.sqrt(jnp.where(q > 0, q, 0.0) + 1e-300)
+    r"""Median discovery significance :math:`Z_0 = \sqrt{q_0}` on the Asimov data of ``poi_test``
+    (:func:`diffana.stats.objectives.discovery_significance`)."""
+    data = objectives.asimov_data(structure, yields, poi_test)
+    return objectives.discovery_significance(structure, yields, data).value
 
 
 def cls_expected(structure: ModelStructure, yields: Yields, poi_test: float = 1.0) -> Array:
-    r"""Median expected :math:`\mathrm{CL_s}` of ``poi_test`` (:math:`\tilde q_\mu`, asymptotic)."""
-    from diffana.stats.asymptotics import hypotest
-
-    asimov = expected_data(structure, yields, _nominal_pars(structure, 0.0))
-    return hypotest(structure, yields, asimov, poi_test, test_stat="qtilde").cls_obs
+    r"""Median expected :math:`\mathrm{CL_s}` of ``poi_test`` (:math:`\tilde q_\mu`, asymptotic):
+    the observed CLs of the background-only Asimov data (:func:`diffana.stats.objectives.cls`)."""
+    return objectives.cls(structure, yields, None, poi_test).value[0]
 
 
 #: name -> (statistic of (structure, yields, poi_test), +1 to minimise it or -1 to maximise it)
