@@ -146,18 +146,18 @@ def stages(structure, yields, data, pois, test_stat, init, bounds, fixed, calc_b
         return jnp.broadcast_to(data, (rows, data.size)), starts, masks
 
     def second(free_x, gen_x, mus=pois):
-        """Conditional fits at every POI value to data and to Asimov data, warm-started."""
+        """Conditional fits at every POI value to data and to Asimov data.
+
+        Like pyhf, every fit starts at ``init`` (with the POI at its value): on a likelihood with
+        several local minima the start decides which one a fit finds, and this one is pyhf's.
+        """
+        del free_x
         asimov = expected_data(structure, yields, gen_x)
         datasets = jnp.concatenate(
             [jnp.broadcast_to(data, (k, data.size)), jnp.broadcast_to(asimov, (k, data.size))]
         )
-        starts = jnp.concatenate(
-            [
-                jnp.broadcast_to(free_x, (k, structure.npars)).at[:, poi].set(mus),
-                jnp.broadcast_to(gen_x, (k, structure.npars)).at[:, poi].set(mus),
-            ]
-        )
-        return datasets, jax.lax.stop_gradient(starts).at[:, poi].set(jnp.tile(mus, 2)), fixed_poi
+        starts = jnp.broadcast_to(init, (2 * k, structure.npars)).at[:, poi].set(jnp.tile(mus, 2))
+        return datasets, starts, fixed_poi
 
     def run(inputs) -> FitResult:
         return _batched_fit(structure, yields, inputs[0], inputs[1], bounds, inputs[2], options)
@@ -202,7 +202,7 @@ def hypotest_scan(
     """Asymptotic hypothesis tests of every POI value in ``pois`` (fields get a leading axis).
 
     The free fit and the Asimov-generating fit are shared by all POI values; the conditional fits
-    to data and to the Asimov data set run as one batched solve, warm-started from the shared fits.
+    to data and to the Asimov data set run as one batched solve.
     """
     _check(structure, test_stat)
     pois = jnp.atleast_1d(jnp.asarray(pois, dtype=jnp.float64))
