@@ -25,7 +25,8 @@ about 3e-8 in float32, 1e-16 in float64; the little mass beyond goes to the last
 a hand-written JVP rule (``jax.custom_jvp``) gives the derivatives in ``x``, the weights, the edges
 and the kernel scale from the kernel density at the same edges. When the scale or the bin widths are
 traced, ``reach`` is derived assuming ``hardness >= 1`` (scale at most ``bandwidth``), or from the
-whole axis if the bandwidth or the edges are traced; pass ``reach`` to choose it.
+whole axis if the bandwidth or the edges are traced; pass ``reach`` to choose it (the window is
+unrolled, so a window over a whole 25-bin axis compiles ~10x slower than one of a few bins).
 """
 
 from __future__ import annotations

@@ -144,8 +144,8 @@ class SoftHistogram(eqx.Module):
     def to_hist(self):  # -> hist.Hist (hist imported lazily: it is slow to import)
         """A ``hist.Hist`` with ``Weight`` storage holding the same sums, flow bins included.
 
-        The observable axis is ``Regular`` when the edges are exactly those of
-        ``hist.axis.Regular(nbins, first, last)``, else ``Variable``; leading axes become
+        The observable axis is ``Regular`` when the edges are those of
+        ``hist.axis.Regular(nbins, first, last)`` (to a few ulp), else ``Variable``; leading axes become
         ``Integer`` axes named ``variation0``, ``variation1``, ...
         """
         import hist
@@ -153,7 +153,8 @@ class SoftHistogram(eqx.Module):
         edges = np.asarray(self.edges, dtype=np.float64)
         regular = hist.axis.Regular(self.nbins, edges[0], edges[-1])
         kwargs = {"name": self.axis_name, "label": self.label or self.axis_name}
-        if np.array_equal(regular.edges, edges):
+        # Edges computed under jit may differ from boost's by an ulp (XLA fuses multiply-adds).
+        if np.allclose(regular.edges, edges, rtol=8 * np.finfo(float).eps, atol=0):
             axis = hist.axis.Regular(self.nbins, edges[0], edges[-1], **kwargs)
         else:
             axis = hist.axis.Variable(edges, **kwargs)

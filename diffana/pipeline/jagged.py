@@ -118,6 +118,7 @@ def per_event_sum(content: jax.Array, ids: jax.Array, num_events: int) -> EventV
     """Sum of the flat ``content`` of each event (``jax.ops.segment_sum``; 0 for empty events).
 
     Examples:
+        >>> import jax.numpy as jnp
         >>> per_event_sum(jnp.array([3.0, 2.0, 5.0]), jnp.array([0, 0, 2]), 3).tolist()
         [5.0, 0.0, 5.0]
     """

@@ -140,13 +140,14 @@ def best_trijet_mass(
 
     Examples:
         >>> from diffana.pipeline import HARD
-        >>> order = jnp.array([[1, 0, 2]])
-        >>> t = Trijets(jnp.array([[120.0, 150.0, 90.0]]), jnp.array([[170.0, 200.0, 160.0]]), order)
-        >>> sel, btag = jnp.ones((1, 3)), jnp.array([[1.0, 0.0, 0.0]])
-        >>> float(best_trijet_mass(t, sel, btag, hardness=HARD)[0])
+        >>> pt, mass = jnp.array([[120.0, 150.0, 90.0, 60.0]]), jnp.array([[170.0, 200.0, 160.0, 140.0]])
+        >>> t = Trijets(pt, mass, jnp.array([[1, 0, 2, 3]]))  # the 4 trijets of 4 jets
+        >>> selected, btag = jnp.ones((1, 4)), jnp.array([[0.0, 0.0, 0.0, 1.0]])
+        >>> float(best_trijet_mass(t, selected, btag, hardness=HARD)[0])  # trijet 1: jets 0, 1, 3
         200.0
-        >>> float(best_trijet_mass(t, sel, jnp.array([[0.9, 0.0, 0.0]]), hardness=1.0)[0])
-        199.0
+        >>> soft = best_trijet_mass(t, selected, jnp.array([[0.0, 0.0, 0.0, 0.9]]), hardness=1.0)
+        >>> round(float(soft[0]), 2)  # (0.9 * 200 + 0.09 * 160 + 0.009 * 140) / 0.999
+        195.86
     """
     dtype = float_dtype(trijets.mass)
     valid = jnp.take_along_axis(_validity(selected, btagged).astype(dtype), trijets.order, -1)

@@ -14,6 +14,14 @@ matplotlib.use("Agg")
 RNG = np.random.default_rng(23)
 X = RNG.exponential(150.0, 3000) + 20.0
 W = RNG.normal(1.0, 0.2, (X.size, 2))
+AGC = Regular(25, 50.0, 550.0)
+# One compilation per binning, hardness and weight shape, shared by the tests.
+fill = jax.jit(
+    lambda x, binning, hardness, weights=None, label="": kde_histogram(
+        x, binning, bandwidth=10.0, hardness=hardness, weights=weights, axis_name="ht", label=label
+    ),
+    static_argnames=("hardness", "label"),
+)
 
 
 def _filled(binning, weights):
@@ -31,7 +39,7 @@ def _filled(binning, weights):
     "binning", [Regular(25, 50.0, 550.0), Variable([50.0, 90.0, 200.0, 550.0])]
 )
 def test_to_hist_round_trips_a_hard_fill_with_flow(binning):
-    h = kde_histogram(X, binning, bandwidth=10.0, hardness=HARD, weights=W[:, 0], axis_name="ht")
+    h = fill(X, binning, HARD, W[:, 0])
     expected = _filled(binning, W[:, 0])
     got = h.to_hist()
     assert type(got.axes[0]) is type(expected.axes[0])
@@ -42,9 +50,9 @@ def test_to_hist_round_trips_a_hard_fill_with_flow(binning):
 
 
 def test_leading_axes_become_integer_variation_axes():
-    h = kde_histogram(X, Regular(25, 50.0, 550.0), bandwidth=10.0, hardness=HARD, weights=W)
+    h = fill(X, AGC, HARD, W)
     got = h.to_hist()
-    assert got.axes.name == ("variation0", "observable")
+    assert got.axes.name == ("variation0", "ht")
     for v in range(2):
         expected = _filled(Regular(25, 50.0, 550.0), W[:, v])
         np.testing.assert_array_equal(
@@ -56,7 +64,7 @@ def test_leading_axes_become_integer_variation_axes():
 
 
 def test_uhi_protocol_values_variances_counts():
-    h = kde_histogram(X, Regular(25, 50.0, 550.0), bandwidth=10.0, hardness=2.0, weights=W[:, 0])
+    h = fill(X, AGC, 2.0, W[:, 0])
     assert isinstance(h, PlottableHistogram)
     assert h.kind == "COUNT"
     sumw, sumw2 = np.asarray(h.sumw), np.asarray(h.sumw2)
@@ -79,7 +87,7 @@ def test_mplhep_plots_a_soft_histogram():
     import matplotlib.pyplot as plt
     import mplhep
 
-    h = kde_histogram(X, Regular(25, 50.0, 550.0), bandwidth=10.0, hardness=1.0, label="H_T")
+    h = fill(X, AGC, 2.0, W[:, 0], label="H_T")
     fig, ax = plt.subplots()
     artists = mplhep.histplot(h, ax=ax, yerr=True)
     heights = artists[0].stairs.get_data().values
@@ -90,12 +98,10 @@ def test_mplhep_plots_a_soft_histogram():
 
 
 def test_soft_histograms_add_and_pass_through_jit():
-    binning = Regular(25, 50.0, 550.0)
-    first = kde_histogram(X[:1000], binning, bandwidth=10.0, hardness=3.0)
-    second = kde_histogram(X[1000:], binning, bandwidth=10.0, hardness=3.0)
-    whole = kde_histogram(X, binning, bandwidth=10.0, hardness=3.0)
+    first, second = fill(X[:1500], AGC, 2.0), fill(X[1500:], AGC, 2.0)
+    whole = fill(X, AGC, 2.0)
     total = jax.jit(lambda a, b: a + b)(first, second)
     np.testing.assert_allclose(total.sumw, whole.sumw, rtol=1e-12)
     np.testing.assert_allclose(total.sumw2, whole.sumw2, rtol=1e-12)
     assert total.nbins == 25
-    assert total.axis_name == "observable"
+    assert total.axis_name == "ht"
