@@ -224,8 +224,14 @@ def hypotest_scan(
             result = st.run(inputs)
             return result, result
 
-        dummy = jax.tree.map(jnp.zeros_like, jax.eval_shape(st.run, st.first()))
-        dummy = dummy._replace(bestfit=jnp.broadcast_to(init, (2, structure.npars)))
+        zeros = jnp.zeros(2, jnp.int32)
+        dummy = FitResult(
+            jnp.broadcast_to(init, (2, structure.npars)),
+            jnp.zeros(2),
+            zeros,
+            zeros,
+            jnp.ones((2, structure.npars), bool),
+        )
         _, both = jax.lax.scan(stage, dummy, jnp.arange(2))
         shared, cond = (jax.tree.map(lambda x, j=j: x[j], both) for j in range(2))
     else:
