@@ -15,3 +15,38 @@ def shared() -> Path:
             f"the reference folder {SHARED} is missing; tests need ../shared beside the checkout"
         )
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def agc_histograms(shared) -> dict[str, dict]:
+    """The AGC's 5-files-per-process reference histograms (25 bins with flow, ``values``) with
+    variances ``w x content``, ``w = xsec x lumi / generated events`` (as cabinetry's reference
+    workspace was built), without the pseudo-data."""
+    import json
+
+    xsec = {
+        "ttbar": 729.84,
+        "single_top_s_chan": 3.2944,
+        "single_top_t_chan": (36.993 + 22.175) / 0.252,
+        "single_top_tW": 75.842,
+        "wjets": 61457 * 0.252,
+    }
+    ref = shared / "oracles" / "agc-reference"
+    inputs = json.loads((ref / "nanoaod_inputs.json").read_text())
+    out = {}
+    for name, h in json.loads((ref / "histos_5_file_per_process.json").read_text()).items():
+        if "pseudodata" in name:
+            continue
+        rest = name.split("_", 1)[1]
+        process = next(p for p in sorted(xsec, key=len, reverse=True) if rest.startswith(p))
+        variation = rest[len(process) + 1 :]
+        if variation not in ("scaledown", "scaleup", "ME_var", "PS_var"):
+            variation = "nominal"
+        nevts = sum(f["nevts"] for f in inputs[process][variation]["files"][:5])
+        weight = xsec[process] * 3378.0 / nevts
+        out[name] = {
+            "values": h["contents"],
+            "edges": h["edges"],
+            "variances": [weight * c for c in h["contents"]],
+        }
+    return out

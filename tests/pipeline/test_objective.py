@@ -20,45 +20,11 @@ from diffana.pipeline.objective import Objective, model_histograms
 from diffana.pipeline.placement import Placement
 from diffana.stats.yields import yields_from_spec
 
-LUMI = 3378.0
-XSEC = {
-    "ttbar": 729.84,
-    "single_top_s_chan": 3.2944,
-    "single_top_t_chan": (36.993 + 22.175) / 0.252,
-    "single_top_tW": 75.842,
-    "wjets": 61457 * 0.252,
-}
-
-
-def _agc_histograms(shared) -> dict[str, dict]:
-    """The AGC's 5-files histograms with variances w x content (as cabinetry's reference), without
-    the pseudo-data (the objective makes it)."""
-    ref = shared / "oracles" / "agc-reference"
-    inputs = json.loads((ref / "nanoaod_inputs.json").read_text())
-    out = {}
-    for name, h in json.loads((ref / "histos_5_file_per_process.json").read_text()).items():
-        if "pseudodata" in name:
-            continue
-        rest = name.split("_", 1)[1]
-        process = next(p for p in sorted(XSEC, key=len, reverse=True) if rest.startswith(p))
-        variation = rest[len(process) + 1 :]
-        variation = (
-            variation if variation in ("scaledown", "scaleup", "ME_var", "PS_var") else "nominal"
-        )
-        nevts = sum(f["nevts"] for f in inputs[process][variation]["files"][:5])
-        weight = XSEC[process] * LUMI / nevts
-        out[name] = {
-            "values": h["contents"],
-            "edges": h["edges"],
-            "variances": [weight * c for c in h["contents"]],
-        }
-    return out
-
 
 @pytest.fixture(scope="module")
-def agc(shared):
+def agc(shared, agc_histograms):
     config = yaml.safe_load((shared / "oracles/agc-reference/cabinetry_config.yml").read_text())
-    histograms = _agc_histograms(shared)
+    histograms = agc_histograms
     reference = json.loads(
         (shared / "oracles/agc-reference/workspace_5_files_per_process.json").read_text()
     )
