@@ -17,10 +17,10 @@ W = RNG.normal(1.0, 0.2, (X.size, 2))
 AGC = Regular(25, 50.0, 550.0)
 # One compilation per binning, hardness and weight shape, shared by the tests.
 fill = jax.jit(
-    lambda x, binning, hardness, weights=None, label="": kde_histogram(
-        x, binning, bandwidth=10.0, hardness=hardness, weights=weights, axis_name="ht", label=label
+    lambda x, binning, hardness, weights=None: kde_histogram(
+        x, binning, bandwidth=10.0, hardness=hardness, weights=weights, axis_name="ht"
     ),
-    static_argnames=("hardness", "label"),
+    static_argnames="hardness",
 )
 
 
@@ -87,7 +87,7 @@ def test_mplhep_plots_a_soft_histogram():
     import matplotlib.pyplot as plt
     import mplhep
 
-    h = fill(X, AGC, 2.0, W[:, 0], label="H_T")
+    h = fill(X, AGC, 2.0, W[:, 0])
     fig, ax = plt.subplots()
     artists = mplhep.histplot(h, ax=ax, yerr=True)
     heights = artists[0].stairs.get_data().values
@@ -98,8 +98,8 @@ def test_mplhep_plots_a_soft_histogram():
 
 
 def test_soft_histograms_add_and_pass_through_jit():
-    first, second = fill(X[:1500], AGC, 2.0), fill(X[1500:], AGC, 2.0)
-    whole = fill(X, AGC, 2.0)
+    first, second = fill(X[:1500], AGC, 2.0, W[:1500, 0]), fill(X[1500:], AGC, 2.0, W[1500:, 0])
+    whole = fill(X, AGC, 2.0, W[:, 0])
     total = jax.jit(lambda a, b: a + b)(first, second)
     np.testing.assert_allclose(total.sumw, whole.sumw, rtol=1e-12)
     np.testing.assert_allclose(total.sumw2, whole.sumw2, rtol=1e-12)
