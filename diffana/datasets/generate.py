@@ -11,6 +11,7 @@ a dataset is identical for a seed whatever the other samples, the order or the n
 from __future__ import annotations
 
 import difflib
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -206,7 +207,9 @@ def generate(
                 if progress:
                     progress(results[-1])
         else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+            # spawn, not fork: JAX (imported with diffana) runs threads that a fork would copy
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
                 try:
                     for result in pool.map(_run, tasks):
                         results.append(result)

@@ -34,7 +34,10 @@ def test_hard_pass_matches_uproot_awkward_hist(toy_engine, toy_fileset, toy):
         ref = toy.reference_hard(toy_fileset, params or toy.Processor().default_params())
         toy.assert_same_hists(got, ref)
         for name, h in ref.items():
-            np.testing.assert_array_equal(got[name].axes[0].edges, h.axes[0].edges)
+            # diffana gives a Regular axis where hist's Regular edges match (to a few ulp)
+            np.testing.assert_allclose(
+                got[name].axes[0].edges, h.axes[0].edges, rtol=8 * np.finfo(float).eps, atol=0
+            )
 
 
 def test_executors_give_the_same_histograms_and_gradients(toy_engines):
@@ -128,9 +131,10 @@ def test_phase_two_reads_no_file_and_compiles_once_per_shape(toy_engines, local_
     assert {b.num_events % 256 for cb in engine._blocks for b in cb.blocks.values()} == {0}
     assert max(b.num_events for cb in engine._blocks for b in cb.blocks.values()) > 256
     value_kernel = _KERNELS[(engine.fingerprint, "value", False)]
-    assert value_kernel._cache_size() == 1  # one slab shape: compiled once
+    compiled = value_kernel._cache_size()  # other tests may have run this processor's kernel too
     engine.evaluate({**PARAMS, "jet_pt": 41.0}, hardness=5.0)
-    assert value_kernel._cache_size() == 1
+    engine.evaluate({**PARAMS, "btag": 0.55}, hardness=3.0)
+    assert value_kernel._cache_size() == compiled  # new parameters and hardness: no compilation
 
 
 def test_report_counts_chunks_events_branches_and_bytes(toy_engines, toy_fileset):

@@ -199,8 +199,27 @@ def test_random_yields_fits_and_hypotests(values, pulls, mu, tight_pyhf):
     _, value = infer.mle.fit(data, ours, return_fitted_val=True)
     assert float(value) <= float(pyhf_value) + 1e-9
     assert math.isclose(float(value), float(pyhf_value), abs_tol=1e-6)
+    if _pyhf_stops_in_a_local_minimum(mu, data, ours, theirs):
+        return  # the two CLs differ because the likelihood is multimodal, not because of a bug
     cls_obs, cls_exp = infer.hypotest(mu, data, ours, return_expected_set=True)
     np.testing.assert_allclose(float(cls_obs), float(pyhf_cls[0]), rtol=1e-5, atol=1e-12)
     np.testing.assert_allclose(
         np.asarray(cls_exp, float), np.asarray(pyhf_cls[1], float), rtol=1e-5, atol=1e-12
     )
+
+
+def _pyhf_stops_in_a_local_minimum(mu, data, ours, theirs):
+    """Whether a conditional fit of the hypotest (``mu`` on the data, and on the background-only
+    Asimov data) finds a lower minimum with diffana than with pyhf; if so, the lower value is
+    checked with pyhf's own ``logpdf`` at diffana's best fit."""
+    pars, _ = pyhf.infer.mle.fixed_poi_fit(0.0, data, theirs, return_fitted_val=True)
+    asimov = theirs.expected_data(pars)
+    lower = False
+    for observed in (data, asimov):
+        _, theirs_value = pyhf.infer.mle.fixed_poi_fit(mu, observed, theirs, return_fitted_val=True)
+        best, value = infer.mle.fixed_poi_fit(mu, observed, ours, return_fitted_val=True)
+        pyhf_at_ours = -2 * float(theirs.logpdf(np.asarray(best, float), observed)[0])
+        np.testing.assert_allclose(float(value), pyhf_at_ours, rtol=1e-10)
+        assert float(value) <= float(theirs_value) + 1e-6
+        lower |= float(value) < float(theirs_value) - 1e-6
+    return lower
