@@ -307,6 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DiffanaError as exc:
         _err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
         return 2
+    except KeyboardInterrupt:
+        # what is written stays: `diffana run --resume` continues from the last checkpoint
+        _err.print("[bold red]interrupted[/]; files already written are kept", highlight=False)
+        return 130
 
 
 if __name__ == "__main__":

@@ -117,7 +117,6 @@ def run_workflow(
     workflow_path: str | None = None,
 ) -> dict[str, Any]:
     """Run the main job of ``workflow`` (see the module docstring); returns ``result.json``'s dict."""
-    from diffana.pipeline.loop import optimise
     from diffana.plotting import plot_soft_vs_hard, plot_trajectories, save
     from diffana.report import fit_workspace, hard_evaluation, hard_result, write_hard
 
@@ -137,30 +136,13 @@ def run_workflow(
             fit_workspace, objective.workspace(session.initial_histograms)
         )
 
-        def ready(histograms: Any) -> Any:
-            initial_value.result()  # the compiled gradient exists: no second compilation
-            return objective(histograms)
-
-        value_and_grad: dict[float, Any] = {}
-
-        def step(params: dict[str, float], hardness: float) -> tuple[float, dict[str, float]]:
-            if hardness not in value_and_grad:
-                value_and_grad.clear()
-                value_and_grad[hardness] = engine.value_and_grad(ready, hardness=hardness)
-            return value_and_grad[hardness](params)
-
         loop_start = time.perf_counter()
-        spec = workflow.optimizer
-        result = optimise(
-            step,
-            session.parameters,
-            spec,
-            frozen=session.frozen,
+        result = session.optimise(
             checkpoint=out / CHECKPOINT,
             resume=resume,
             fingerprint=_fingerprint(session),
-            hard_value=lambda p: objective.sign * session.hard_value(p),
-            on_step=_step_line(session, spec.steps, [loop_start]),
+            on_step=_step_line(session, workflow.optimizer.steps, [loop_start]),
+            ready=initial_value.result,  # the gradient is compiled once, in the background
         )
         loop_seconds = time.perf_counter() - loop_start
         hard_start = time.perf_counter()

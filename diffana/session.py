@@ -171,6 +171,50 @@ class Session:
         hists = self.engine.evaluate(params, hardness=math.inf)
         return self.objective.value(hists, value_only=value_only)
 
+    def optimise(
+        self,
+        spec: Any = None,
+        *,
+        checkpoint: str | Path | None = None,
+        resume: bool = False,
+        fingerprint: str = "",
+        on_step: Callable[[dict[str, Any]], None] | None = None,
+        ready: Callable[[], Any] | None = None,
+    ) -> Any:
+        """Run :func:`diffana.pipeline.loop.optimise` on the engine's soft objective.
+
+        ``spec`` defaults to the workflow's optimiser; ``ready`` is called before the first
+        objective gradient (e.g. to wait for its compilation in another thread).
+        """
+        from diffana.pipeline.loop import optimise
+
+        objective, engine = self.objective, self.engine
+
+        def loss(histograms: Any) -> Any:
+            if ready is not None:
+                ready()
+            return objective(histograms)
+
+        compiled: dict[float, Any] = {}
+
+        def value_and_grad(params: dict[str, float], hardness: float) -> Any:
+            if hardness not in compiled:
+                compiled.clear()
+                compiled[hardness] = engine.value_and_grad(loss, hardness=hardness)
+            return compiled[hardness](params)
+
+        return optimise(
+            value_and_grad,
+            self.parameters,
+            spec or self.workflow.optimizer,
+            frozen=self.frozen,
+            checkpoint=checkpoint,
+            resume=resume,
+            fingerprint=fingerprint,
+            hard_value=lambda p: objective.sign * self.hard_value(p),
+            on_step=on_step,
+        )
+
 
 def use_compilation_cache(folder: str | Path) -> Path:
     """Keep compiled JAX programs in ``folder`` (``~`` expanded) for this process and for the
