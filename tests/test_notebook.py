@@ -15,7 +15,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "workflows" / "agc_ttbar.ipynb"
-# the tiny dataset and the JAX compilation cache are shared with tests/test_run.py (same kernels)
+# the tiny dataset is shared with tests/test_run.py
 SHARED_TMP = Path(tempfile.gettempdir()) / "diffana-tests-run"
 
 
@@ -23,7 +23,6 @@ def test_notebook_optimises_the_cuts_on_a_tiny_dataset(monkeypatch):
     monkeypatch.setenv("DIFFANA_NOTEBOOK_EVENTS", "20000")
     monkeypatch.setenv("DIFFANA_NOTEBOOK_STEPS", "3")
     monkeypatch.setenv("DIFFANA_NOTEBOOK_DATA", str(SHARED_TMP / "data"))
-    monkeypatch.setenv("DIFFANA_NOTEBOOK_CACHE", str(SHARED_TMP / "jax-cache"))
     monkeypatch.setenv("DIFFANA_NOTEBOOK_CLUSTER", "inprocess")
     # the kernel is this Python (its ipykernel), and JAX in it on one thread as in the tests
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
