@@ -16,7 +16,6 @@ import json
 import math
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -125,29 +124,22 @@ def run_workflow(
     out = Path(output if output is not None else workflow.outputs.folder)
     out.mkdir(parents=True, exist_ok=True)
     formats = list(workflow.outputs.plot_formats)
-    with (
-        open_session(workflow, cluster=cluster, console=console) as session,
-        ThreadPoolExecutor(1) as background,
-    ):
+    # Everything JAX compiles here is compiled in this thread: two threads compiling XLA programs at
+    # once crashed the process (segmentation fault inside XLA, jax 0.10.2).
+    with open_session(workflow, cluster=cluster, console=console) as session:
         objective, engine, init = session.objective, session.engine, session.initial_params
-        # compile the objective's gradient, then the fit, while the workers compile their kernels
-        initial_value = background.submit(objective.value, session.initial_histograms)
-        initial_fit = background.submit(
-            fit_workspace, objective.workspace(session.initial_histograms)
-        )
-
         loop_start = time.perf_counter()
         result = session.optimise(
             checkpoint=out / CHECKPOINT,
             resume=resume,
             fingerprint=_fingerprint(session),
             on_step=_step_line(session, workflow.optimizer.steps, [loop_start]),
-            ready=initial_value.result,  # the gradient is compiled once, in the background
         )
         loop_seconds = time.perf_counter() - loop_start
         hard_start = time.perf_counter()
         final = hard_evaluation(engine, objective, result.params)
-        initial = hard_result(objective, init, session.initial_histograms, fit=initial_fit.result())
+        initial_fit = fit_workspace(objective.workspace(session.initial_histograms))
+        initial = hard_result(objective, init, session.initial_histograms, fit=initial_fit)
         hard_seconds = time.perf_counter() - hard_start
         compute = _engine_compute(session)
     paths: dict[str, Any] = {}

@@ -179,28 +179,21 @@ class Session:
         resume: bool = False,
         fingerprint: str = "",
         on_step: Callable[[dict[str, Any]], None] | None = None,
-        ready: Callable[[], Any] | None = None,
     ) -> Any:
         """Run :func:`diffana.pipeline.loop.optimise` on the engine's soft objective.
 
-        ``spec`` defaults to the workflow's optimiser; ``ready`` is called before the first
-        objective gradient (e.g. to wait for its compilation in another thread).
+        ``spec`` defaults to the workflow's optimiser.
         """
         from diffana.pipeline.loop import optimise
 
         objective, engine = self.objective, self.engine
-
-        def loss(histograms: Any) -> Any:
-            if ready is not None:
-                ready()
-            return objective(histograms)
 
         compiled: dict[float, Any] = {}
 
         def value_and_grad(params: dict[str, float], hardness: float) -> Any:
             if hardness not in compiled:
                 compiled.clear()
-                compiled[hardness] = engine.value_and_grad(loss, hardness=hardness)
+                compiled[hardness] = engine.value_and_grad(objective, hardness=hardness)
             return compiled[hardness](params)
 
         return optimise(
