@@ -331,7 +331,8 @@ class HardnessSchedule(_Model):
 
 class EarlyStopping(_Model):
     """Stop when the soft objective has not improved by ``min_delta`` (relative) for ``patience``
-    steps."""
+    steps at the same hardness (while the hardness grows, the soft objective rises towards the hard
+    one whatever the parameters do)."""
 
     patience: int = Field(8, ge=1)
     min_delta: float = Field(1e-3, ge=0)

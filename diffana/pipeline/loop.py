@@ -3,7 +3,9 @@
 The optimiser works on the parameters in units of their scales, ``u = theta / scale``, so one
 learning rate fits a pT cut in GeV and a b-tag score alike; after every update ``u`` is projected
 back into the bounds (``clip``). Each step evaluates the soft objective and its gradient at the
-step's hardness (:func:`hardness_at`), records it, checks early stopping, updates, and writes a
+step's hardness (:func:`hardness_at`), records it, checks early stopping (steps without
+improvement count only while the hardness stays the same: as the cuts sharpen, the soft objective
+rises towards the hard one without any change of the parameters), updates, and writes a
 checkpoint: a JSON file with the parameters, the optimiser state as plain arrays (its pytree
 leaves), the early-stopping counters and the history. ``resume=True`` reads it and continues as if
 never interrupted: the same workflow gives the same parameters, bit for bit.
@@ -259,6 +261,8 @@ def optimise(
             best_loss if math.isfinite(best_loss) else 0.0
         ):
             best_loss, best_step, stale = loss, k, 0
+        elif history and hardness != history[-1]["hardness"]:
+            stale = 0  # a sharper objective is another function: only equal hardness compares
         else:
             stale += 1
         if spec.early_stopping is not None and stale >= spec.early_stopping.patience:

@@ -93,6 +93,18 @@ def test_early_stopping_after_patience_steps_without_improvement():
     assert result.best_step == 0
 
 
+def test_no_early_stopping_while_the_hardness_grows():
+    # the soft objective of sharper cuts is larger, though the parameters do not move
+    rising = lambda p, h: (h, {"x": 0.0, "y": 0.0})  # noqa: E731
+    geo = HardnessSchedule(schedule="geometric", start=2.0, end=32.0)
+    spec = OptimizerSpec(steps=12, hardness=geo, early_stopping=EarlyStopping(patience=2))
+    result = optimise(rising, PARAMS, spec)
+    assert result.stopped == "steps"
+    assert len(result.history) == 12
+    flat = OptimizerSpec(steps=12, early_stopping=EarlyStopping(patience=2))
+    assert optimise(rising, PARAMS, flat).stopped == "early_stopping"
+
+
 def test_select_best_returns_the_best_evaluated_point():
     result = optimise(
         quadratic,
