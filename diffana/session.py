@@ -188,13 +188,8 @@ class Session:
 
         objective, engine = self.objective, self.engine
 
-        compiled: dict[float, Any] = {}
-
         def value_and_grad(params: dict[str, float], hardness: float) -> Any:
-            if hardness not in compiled:
-                compiled.clear()
-                compiled[hardness] = engine.value_and_grad(objective, hardness=hardness)
-            return compiled[hardness](params)
+            return engine.value_and_grad(objective, hardness=hardness)(params)
 
         return optimise(
             value_and_grad,
