@@ -1,8 +1,9 @@
 """``diffana run`` end to end on a tiny synthetic dataset: outputs, Ctrl-C and resume, scan.
 
-Each run is the command line in a process of its own, as a physicist starts it. (In process, after
-the rest of the test suite, XLA's compilation of the Jacobian kernel aborted the pytest process in
-CI, three runs out of three; alone it passed.)
+Each run is the command line in a process of its own, as a physicist starts it. In the pytest
+process, after the rest of the test suite, three CI runs out of three crashed inside XLA (a cache
+read and a compilation in a background thread, then the Jacobian kernel's compilation in the main
+thread); the same tests alone passed.
 """
 
 from __future__ import annotations
