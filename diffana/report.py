@@ -114,19 +114,13 @@ def hard_result(
     objective: Objective,
     params: Mapping[str, float],
     histograms: Mapping[str, Any],
-    *,
-    fit: dict[str, Any] | None = None,
 ) -> HardEvaluation:
-    """Histograms, workspace, objective and fit from the hard histograms of ``params``.
-
-    ``fit`` is the fit of this workspace if already made (else it is made here).
-    """
+    """Histograms, workspace, objective and fit from the hard histograms of ``params``."""
     workspace = objective.workspace(histograms)
-    if fit is None:
-        try:
-            fit = fit_workspace(workspace)
-        except Exception as exc:  # a degenerate model is reported, not hidden
-            fit = {"error": f"{type(exc).__name__}: {exc}"}
+    try:
+        fit = fit_workspace(workspace)
+    except Exception as exc:  # a degenerate model is reported, not hidden
+        fit = {"error": f"{type(exc).__name__}: {exc}"}
     return HardEvaluation(
         dict(params),
         {name: h.to_hist() for name, h in histograms.items()},

@@ -117,7 +117,7 @@ def run_workflow(
 ) -> dict[str, Any]:
     """Run the main job of ``workflow`` (see the module docstring); returns ``result.json``'s dict."""
     from diffana.plotting import plot_soft_vs_hard, plot_trajectories, save
-    from diffana.report import fit_workspace, hard_evaluation, hard_result, write_hard
+    from diffana.report import hard_evaluation, hard_result, write_hard
 
     start = time.perf_counter()
     console = console or Console(stderr=True)
@@ -138,8 +138,7 @@ def run_workflow(
         loop_seconds = time.perf_counter() - loop_start
         hard_start = time.perf_counter()
         final = hard_evaluation(engine, objective, result.params)
-        initial_fit = fit_workspace(objective.workspace(session.initial_histograms))
-        initial = hard_result(objective, init, session.initial_histograms, fit=initial_fit)
+        initial = hard_result(objective, init, session.initial_histograms)
         hard_seconds = time.perf_counter() - hard_start
         compute = _engine_compute(session)
     paths: dict[str, Any] = {}
