@@ -47,6 +47,7 @@ class HardEvaluation(NamedTuple):
     workspace: dict[str, Any]
     objective: float
     fit: dict[str, Any]
+    notes: list[str]  # what the model changed (bins no nominal sample fills, merged)
 
 
 def _to_hist(
@@ -115,8 +116,13 @@ def hard_result(
     params: Mapping[str, float],
     histograms: Mapping[str, Any],
 ) -> HardEvaluation:
-    """Histograms, workspace, objective and fit from the hard histograms of ``params``."""
-    workspace = objective.workspace(histograms)
+    """Histograms, workspace, objective and fit from the hard histograms of ``params``.
+
+    Bins that no nominal sample fills are merged into a neighbour in the model histograms, the
+    workspace and the objective (:meth:`Objective.merged`); ``notes`` says which.
+    """
+    merged, notes = objective.merged(histograms)
+    workspace = merged.workspace(histograms)
     try:
         fit = fit_workspace(workspace)
     except Exception as exc:  # a degenerate model is reported, not hidden
@@ -124,10 +130,11 @@ def hard_result(
     return HardEvaluation(
         dict(params),
         {name: h.to_hist() for name, h in histograms.items()},
-        rebinned(objective, histograms),
+        rebinned(merged, histograms),
         workspace,
-        objective.value(histograms),
+        merged.value(histograms),
         fit,
+        notes,
     )
 
 

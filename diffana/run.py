@@ -173,6 +173,7 @@ def run_workflow(
         "steps": len(history),
         "fit": final.fit,
         "fit_initial": initial.fit,
+        "model_notes": {"initial": initial.notes, "final": final.notes},
         "paths": paths,
         "events": {"read": report.events_read, "kept": report.events_kept},
         "compute": compute,
@@ -235,6 +236,9 @@ def command(args: argparse.Namespace) -> int:
         workflow_path=str(args.workflow or "workflows/agc_ttbar.yaml"),
     )
     Console().print(summary_table(doc))
+    for tag, notes in doc["model_notes"].items():
+        for note in notes:
+            console.print(f"[yellow]{tag} model: {note}[/]")
     if not math.isfinite(doc["objective_final_hard"]):
         console.print("[yellow]the hard objective at the final parameters is not finite[/]")
     return 0

@@ -92,3 +92,29 @@ def test_write_hard_writes_workspace_histograms_and_plot(evaluated, tmp_path):
     assert model["4j2b_pseudodata"]["edges"] == [float(e) for e in range(110, 551, 40)]
     assert paths["stacked"] == [str(tmp_path / "stacked_final.png")]
     assert (tmp_path / "stacked_final.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bins_that_hard_cuts_empty_are_merged_and_reported(evaluated):
+    """Cuts that empty the lowest H_T bin of 4j1b in every sample (as jet pT > 37.5 GeV does on
+    the built-in dataset): the bin is merged into the next, the workspace is pyhf-valid with 10
+    bins there, and the objective and the fit are finite."""
+    objective, _, reference = evaluated
+    emptied = {}
+    for name, h in reference.items():
+        values, variances = np.asarray(h["values"], float), np.asarray(h["variances"], float)
+        if name.startswith("4j1b_"):  # fine bins 110-130 and 130-150: flow bin first
+            values[4:6], variances[4:6] = 0.0, 0.0
+        emptied[name] = SoftHistogram(values, variances, np.asarray(h["edges"]))
+    result = hard_result(objective, {"jet_pt": 40.0}, emptied)
+    assert result.notes == [
+        "4j1b CR: bin [110, 150) is empty in every nominal sample; merged into [150, 190)"
+    ]
+    channels = {c["name"]: c for c in result.workspace["channels"]}
+    assert len(channels["4j1b CR"]["samples"][0]["data"]) == 10
+    assert len(channels["4j2b SR"]["samples"][0]["data"]) == 11
+    pyhf.Workspace(result.workspace)
+    assert np.isfinite(result.objective)
+    assert result.fit["converged"]
+    np.testing.assert_allclose(
+        result.model_histograms["4j1b_ttbar"].axes[0].edges, [110, *range(190, 551, 40)]
+    )

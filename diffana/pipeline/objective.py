@@ -279,6 +279,7 @@ class Objective:
         self._key = (self.config, tuple(self.edges.items()), self.names, kind, self.poi_test)
         self._key += (pseudodata, self.data_given)
         self._call = self._make_call()
+        self._merged: dict[tuple[Region, ...], Objective] = {}
 
     # ------------------------------------------------------------------ histograms -> spec
     def inputs(self, histograms: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -328,8 +329,76 @@ class Objective:
         return build_spec(self._build_config, self.complete(histograms))
 
     def workspace(self, histograms: Mapping[str, Any]) -> dict[str, Any]:
-        """The pyhf JSON workspace (plain floats) built from concrete ``histograms``."""
-        return to_json(self.spec(histograms))
+        """The pyhf JSON workspace (plain floats) built from concrete ``histograms``.
+
+        Bins no nominal sample fills are merged into a neighbour first (see :meth:`merged`).
+        """
+        objective, _ = self.merged(histograms)
+        return to_json(objective.spec(histograms))
+
+    def merged(self, histograms: Mapping[str, Any]) -> tuple[Objective, list[str]]:
+        """This objective, or one whose regions have the bins that no nominal sample fills in
+        concrete ``histograms`` merged into a neighbour, and what was merged, in words.
+
+        A bin whose expected yield is 0 for every nominal sample has no valid Poisson term
+        (``0/0`` in the Hessian, or ``-inf`` with data in it): hard cuts empty such bins (e.g.
+        the lowest H_T bin once jets are hard enough). Merging it into its upper neighbour (the
+        lower one for the last bin) keeps the region's range and any data in it. Soft histograms
+        never have such bins; the structure of soft evaluations is unchanged.
+
+        Examples:
+            >>> model = {"General": {"Measurement": "m", "POI": "mu"},
+            ...     "Regions": [{"Name": "SR", "RegionPath": "SR", "Binning": [0, 1, 2, 3]}],
+            ...     "Samples": [{"Name": "data", "SamplePath": "data", "Data": True},
+            ...                 {"Name": "sig", "SamplePath": "sig"}],
+            ...     "NormFactors": [{"Name": "mu", "Samples": "sig"}]}
+            >>> h = {"SR_sig": {"values": [0.0, 5.0, 7.0], "edges": [0, 1, 2, 3]}}
+            >>> objective, notes = Objective(model, h, pseudodata="nominal").merged(h)
+            >>> objective.config.regions[0].binning, notes
+            ((0.0, 2.0, 3.0), ['SR: bin [0, 1) is empty in every nominal sample; merged into [1, 2)'])
+        """
+        hists = self.complete(histograms)
+        regions, notes = [], []
+        for region in self.config.regions:
+            nominal = [
+                hists[e.name]
+                for e in self.entries
+                if e.region.name == region.name and not e.sample.data and e.variation == ""
+            ]
+            edges = list(region.binning or (nominal[0].edges if nominal else ()))
+            total = sum(np.asarray(h.values, dtype=float) for h in nominal)
+            empty = list(total == 0) if nominal and len(total) == len(edges) - 1 else []
+            if not any(empty) or all(empty):
+                regions.append(region)
+                continue
+            i = 0
+            while i < len(empty):
+                if not empty[i]:
+                    i += 1
+                    continue
+                into = i + 1 if i + 1 < len(empty) else i - 1
+                low, high = edges[i], edges[i + 1]
+                notes.append(
+                    f"{region.name}: bin [{low:g}, {high:g}) is empty in every nominal sample; "
+                    f"merged into [{edges[into]:g}, {edges[into + 1]:g})"
+                )
+                del edges[i + 1 if into > i else i]
+                empty[into] = empty[into] and empty[i]
+                del empty[i]
+            regions.append(region._replace(binning=tuple(float(e) for e in edges)))
+        if not notes:
+            return self, []
+        config = self.config._replace(regions=tuple(regions))
+        key = config.regions
+        if key not in self._merged:
+            self._merged[key] = Objective(
+                config,
+                histograms,
+                kind=self.kind,
+                poi_test=self.poi_test,
+                pseudodata=self.pseudodata,
+            )
+        return self._merged[key], notes
 
     # ------------------------------------------------------------------ the statistic
     def _statistic_of(self, structure: ModelStructure, sumw: Any, sumw2: Any) -> Array:
@@ -387,6 +456,9 @@ class Objective:
         has the layout of :attr:`structure` the compiled objective is reused. ``value_only``
         compiles (once) and uses a function without the gradient: faster for many calls.
         """
+        merged, _ = self.merged(histograms)
+        if merged is not self:
+            return merged.value(histograms, value_only=value_only)
         sumw, sumw2 = self.inputs(histograms)
         try:
             spec = model_spec(

@@ -146,6 +146,47 @@ def test_cls_equals_pyhf_expected_cls(small):
     assert objective.value(h, value_only=True) == pytest.approx(float(cls), rel=1e-6)
 
 
+def test_bins_no_nominal_sample_fills_are_merged(small):
+    """A bin that hard cuts emptied (0 in every nominal sample, filled in a variation) has no
+    Poisson term: it is merged into its neighbour, and sigma_poi is then pyhf's on the workspace
+    built with that bin merged by hand."""
+    config, h = small
+    emptied = {k: {**v, "values": [0.0, *v["values"][1:]], "variances": [0.0, *v["variances"][1:]]}
+               for k, v in h.items() if k != "sr_bkg_up"}  # fmt: skip
+    emptied["sr_bkg_up"] = {**h["sr_bkg_up"], "values": [2.0, 30.0, 18.0]}
+    objective = Objective(config, h, pseudodata="nominal")  # structure from the full histograms
+    _, notes = objective.merged(emptied)
+    assert notes == ["SR: bin [0, 1) is empty in every nominal sample; merged into [1, 2)"]
+    by_hand = {**SMALL, "regions": [{"name": "SR", "path": "sr", "binning": [0, 2, 3]}]}
+    expected_ws = Objective(
+        ModelSpec.model_validate(by_hand).to_cabinetry(), emptied, pseudodata="nominal"
+    ).workspace(emptied)
+    workspace = objective.workspace(emptied)
+    assert workspace == expected_ws
+    assert [len(s["data"]) for s in workspace["channels"][0]["samples"]] == [2, 2]
+    np.testing.assert_allclose(workspace["channels"][0]["samples"][1]["data"], [30.0, 20.0])
+
+    model = _pyhf_model(workspace)
+    init = np.asarray(model.config.suggested_init())
+    asimov = model.expected_data(init)
+
+    def nll(p):
+        return -2.0 * float(model.logpdf(p, asimov)[0])
+
+    # sigma = sqrt(2 [H^-1]_mu,mu), H by central finite differences of pyhf's -2 ln L
+    n, step = len(init), 1e-4
+    hessian = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            e_i, e_j = np.eye(n)[i] * step, np.eye(n)[j] * step
+            f = [nll(init + a + b) for a, b in ((e_i, e_j), (e_i, -e_j), (-e_i, e_j), (-e_i, -e_j))]
+            hessian[i, j] = (f[0] - f[1] - f[2] + f[3]) / (4 * step * step)
+    poi = model.config.poi_index
+    expected = math.sqrt(2.0 * np.linalg.inv(hessian)[poi, poi])
+    assert math.isfinite(objective.value(emptied))
+    assert objective.value(emptied, value_only=True) == pytest.approx(expected, rel=1e-5)
+
+
 def test_missing_histograms_are_named(small):
     config, h = small
     with pytest.raises(
