@@ -391,13 +391,16 @@ class Objective:
         config = self.config._replace(regions=tuple(regions))
         key = config.regions
         if key not in self._merged:
-            self._merged[key] = Objective(
-                config,
-                histograms,
-                kind=self.kind,
-                poi_test=self.poi_test,
-                pseudodata=self.pseudodata,
-            )
+            try:
+                self._merged[key] = Objective(
+                    config,
+                    histograms,
+                    kind=self.kind,
+                    poi_test=self.poi_test,
+                    pseudodata=self.pseudodata,
+                )
+            except (ModelError, WorkspaceError, FloatingPointError, ValueError):
+                return self, []  # no valid model either way (e.g. an empty sample): see value()
         return self._merged[key], notes
 
     # ------------------------------------------------------------------ the statistic

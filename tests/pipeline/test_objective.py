@@ -187,6 +187,18 @@ def test_bins_no_nominal_sample_fills_are_merged(small):
     assert objective.value(emptied, value_only=True) == pytest.approx(expected, rel=1e-5)
 
 
+def test_a_model_invalid_after_merging_gives_nan_not_an_error(small):
+    """A sample with no events in the region (its normsys factors are 0/0) stays invalid when its
+    empty bin is merged: the value is NaN, as for any point without a valid model."""
+    config, h = small
+    zero = [0.0, 0.0, 0.0]
+    emptied = {**h, "sr_sig": {**h["sr_sig"], "values": [0.0, 9.0, 4.0]}}
+    emptied["sr_bkg"] = {**h["sr_bkg"], "values": zero, "variances": zero}
+    emptied["sr_bkg_up"] = {**h["sr_bkg_up"], "values": zero, "variances": zero}
+    objective = Objective(config, h, pseudodata="nominal")
+    assert math.isnan(objective.value(emptied, value_only=True))
+
+
 def test_missing_histograms_are_named(small):
     config, h = small
     with pytest.raises(
