@@ -107,7 +107,7 @@ def test_bins_that_hard_cuts_empty_are_merged_and_reported(evaluated):
         emptied[name] = SoftHistogram(values, variances, np.asarray(h["edges"]))
     result = hard_result(objective, {"jet_pt": 40.0}, emptied)
     assert result.notes == [
-        "4j1b CR: bin [110, 150) is empty in every nominal sample; merged into [150, 190)"
+        "4j1b CR: bin [110, 150) is empty in every nominal sample; merged into [150, 190) (now [110, 190))"
     ]
     channels = {c["name"]: c for c in result.workspace["channels"]}
     assert len(channels["4j1b CR"]["samples"][0]["data"]) == 10

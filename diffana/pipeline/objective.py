@@ -235,6 +235,7 @@ class Objective:
         kind: str = "sigma_poi",
         poi_test: float = 1.0,
         pseudodata: Pseudodata = "agc",
+        left_out: tuple[tuple[str, str], ...] = (),
     ) -> None:
         if kind not in OBJECTIVES:
             msg = f"objective {kind!r} is unknown; choose one of {sorted(OBJECTIVES)}"
@@ -269,17 +270,31 @@ class Objective:
             binning = region_of[n].binning
             key = (self.edges[n], binning if binning is not None else self.edges[n])
             self._groups.setdefault(key, []).append(n)
-        self._build_config = self.config._replace(
-            regions=tuple(r._replace(binning=None) for r in self.config.regions)
+        # The builder leaves ``left_out`` (sample, region) pairs out of the model; their
+        # histograms are still read (the AGC pseudo-data needs W+jets wherever it is empty).
+        self.left_out = tuple(left_out)
+        regions = tuple(r._replace(binning=None) for r in self.config.regions)
+        samples = tuple(
+            s._replace(
+                regions=tuple(
+                    r.name
+                    for r in regions
+                    if applies(s.regions, r.name) and (s.name, r.name) not in self.left_out
+                )
+            )
+            if any(name == s.name for name, _ in self.left_out)
+            else s
+            for s in self.config.samples
         )
+        self._build_config = self.config._replace(regions=regions, samples=samples)
         spec = model_spec(self.spec(histograms))
         self.structure = structure_from_spec(to_json(spec), poi_name=self.config.poi or None)
         self.placement = Placement(self.structure, spec)
         # what the compiled functions depend on: equal keys share them across instances
         self._key = (self.config, tuple(self.edges.items()), self.names, kind, self.poi_test)
-        self._key += (pseudodata, self.data_given)
+        self._key += (pseudodata, self.data_given, self.left_out)
         self._call = self._make_call()
-        self._merged: dict[tuple[Region, ...], Objective] = {}
+        self._merged: dict[tuple[Any, ...], Objective] = {}
 
     # ------------------------------------------------------------------ histograms -> spec
     def inputs(self, histograms: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -337,14 +352,17 @@ class Objective:
         return to_json(objective.spec(histograms))
 
     def merged(self, histograms: Mapping[str, Any]) -> tuple[Objective, list[str]]:
-        """This objective, or one whose regions have the bins that no nominal sample fills in
-        concrete ``histograms`` merged into a neighbour, and what was merged, in words.
+        """This objective, or one adapted to what concrete ``histograms`` hold, and what was
+        changed, in words: samples with no events in a region are left out of it, and bins that
+        no nominal sample fills are merged into a neighbour.
 
-        A bin whose expected yield is 0 for every nominal sample has no valid Poisson term
-        (``0/0`` in the Hessian, or ``-inf`` with data in it): hard cuts empty such bins (e.g.
-        the lowest H_T bin once jets are hard enough). Merging it into its upper neighbour (the
-        lower one for the last bin) keeps the region's range and any data in it. Soft histograms
-        never have such bins; the structure of soft evaluations is unchanged.
+        Hard cuts can empty a sample in a region (W+jets in 4j2b at tight b-tagging), whose
+        normsys factors are then ``0/0``, or a bin (the lowest H_T bin once jets are hard
+        enough), whose Poisson term is invalid (``0/0`` in the Hessian, or ``-inf`` with data in
+        it). Merging a bin into its upper neighbour (the lower one for the last bin) keeps the
+        region's range and any data in it; an empty sample's histograms are still read (the AGC
+        pseudo-data adds W+jets). Soft histograms never have such bins or samples; the structure
+        of soft evaluations is unchanged.
 
         Examples:
             >>> model = {"General": {"Measurement": "m", "POI": "mu"},
@@ -355,16 +373,28 @@ class Objective:
             >>> h = {"SR_sig": {"values": [0.0, 5.0, 7.0], "edges": [0, 1, 2, 3]}}
             >>> objective, notes = Objective(model, h, pseudodata="nominal").merged(h)
             >>> objective.config.regions[0].binning, notes
-            ((0.0, 2.0, 3.0), ['SR: bin [0, 1) is empty in every nominal sample; merged into [1, 2)'])
+            ((0.0, 2.0, 3.0), ['SR: bin [0, 1) is empty in every nominal sample; merged into [1, 2) (now [0, 2))'])
         """
         hists = self.complete(histograms)
-        regions, notes = [], []
+        regions, notes, left_out = [], [], list(self.left_out)
         for region in self.config.regions:
             nominal = [
                 hists[e.name]
                 for e in self.entries
                 if e.region.name == region.name and not e.sample.data and e.variation == ""
             ]
+            for e in self.entries:
+                if (
+                    e.region.name == region.name
+                    and not e.sample.data
+                    and e.variation == ""
+                    and (e.sample.name, region.name) not in left_out
+                    and not np.any(np.asarray(hists[e.name].values) != 0)
+                ):
+                    left_out.append((e.sample.name, region.name))
+                    notes.append(
+                        f"{region.name}: sample {e.sample.name} has no events; left out of the region"
+                    )
             edges = list(region.binning or (nominal[0].edges if nominal else ()))
             total = sum(np.asarray(h.values, dtype=float) for h in nominal)
             empty = list(total == 0) if nominal and len(total) == len(edges) - 1 else []
@@ -376,20 +406,32 @@ class Objective:
                 if not empty[i]:
                     i += 1
                     continue
-                into = i + 1 if i + 1 < len(empty) else i - 1
-                low, high = edges[i], edges[i + 1]
-                notes.append(
-                    f"{region.name}: bin [{low:g}, {high:g}) is empty in every nominal sample; "
-                    f"merged into [{edges[into]:g}, {edges[into + 1]:g})"
+                j = i + 1
+                while j < len(empty) and empty[j]:
+                    j += 1
+                run = (
+                    f"bin [{edges[i]:g}, {edges[j]:g}) is"
+                    if j == i + 1
+                    else f"bins [{edges[i]:g}, {edges[j]:g}) are"
                 )
-                del edges[i + 1 if into > i else i]
-                empty[into] = empty[into] and empty[i]
-                del empty[i]
+                if j < len(empty):  # into the next bin: drop the edges inside the run and below it
+                    into = (edges[i], edges[j + 1])
+                    target = f"[{edges[j]:g}, {edges[j + 1]:g})"
+                    del edges[i + 1 : j + 1]
+                else:  # a run up to the last bin goes into the bin below it
+                    into = (edges[i - 1], edges[j])
+                    target = f"[{edges[i - 1]:g}, {edges[i]:g})"
+                    del edges[i:j]
+                del empty[i:j]
+                notes.append(
+                    f"{region.name}: {run} empty in every nominal sample; merged into {target}"
+                    f" (now [{into[0]:g}, {into[1]:g}))"
+                )
             regions.append(region._replace(binning=tuple(float(e) for e in edges)))
         if not notes:
             return self, []
         config = self.config._replace(regions=tuple(regions))
-        key = config.regions
+        key = (config.regions, tuple(left_out))
         if key not in self._merged:
             try:
                 self._merged[key] = Objective(
@@ -398,6 +440,7 @@ class Objective:
                     kind=self.kind,
                     poi_test=self.poi_test,
                     pseudodata=self.pseudodata,
+                    left_out=tuple(left_out),
                 )
             except (ModelError, WorkspaceError, FloatingPointError, ValueError):
                 return self, []  # no valid model either way (e.g. an empty sample): see value()

@@ -156,7 +156,9 @@ def test_bins_no_nominal_sample_fills_are_merged(small):
     emptied["sr_bkg_up"] = {**h["sr_bkg_up"], "values": [2.0, 30.0, 18.0]}
     objective = Objective(config, h, pseudodata="nominal")  # structure from the full histograms
     _, notes = objective.merged(emptied)
-    assert notes == ["SR: bin [0, 1) is empty in every nominal sample; merged into [1, 2)"]
+    assert notes == [
+        "SR: bin [0, 1) is empty in every nominal sample; merged into [1, 2) (now [0, 2))"
+    ]
     by_hand = {**SMALL, "regions": [{"name": "SR", "path": "sr", "binning": [0, 2, 3]}]}
     expected_ws = Objective(
         ModelSpec.model_validate(by_hand).to_cabinetry(), emptied, pseudodata="nominal"
@@ -187,14 +189,64 @@ def test_bins_no_nominal_sample_fills_are_merged(small):
     assert objective.value(emptied, value_only=True) == pytest.approx(expected, rel=1e-5)
 
 
-def test_a_model_invalid_after_merging_gives_nan_not_an_error(small):
-    """A sample with no events in the region (its normsys factors are 0/0) stays invalid when its
-    empty bin is merged: the value is NaN, as for any point without a valid model."""
+@pytest.mark.parametrize(
+    ("signal", "background", "binning", "note"),
+    [
+        ([0, 0, 4], [0, 0, 20], (0, 3), "bins [0, 2) are empty in every nominal sample; merged into [2, 3) (now [0, 3))"),
+        ([6, 0, 0], [40, 0, 0], (0, 3), "bins [1, 3) are empty in every nominal sample; merged into [0, 1) (now [0, 3))"),
+        ([6, 0, 4], [40, 0, 20], (0, 1, 3), "bin [1, 2) is empty in every nominal sample; merged into [2, 3) (now [1, 3))"),
+    ],
+)  # fmt: skip
+def test_runs_of_empty_bins_merge_into_one_neighbour(small, signal, background, binning, note):
+    config, h = small
+    edges = h["sr_sig"]["edges"]
+    emptied = {
+        "sr_sig": {"values": signal, "variances": signal, "edges": edges},
+        "sr_bkg": {"values": background, "variances": background, "edges": edges},
+        "sr_bkg_up": {"values": background, "variances": background, "edges": edges},
+    }
+    merged, notes = Objective(config, h, pseudodata="nominal").merged(emptied)
+    assert notes == [f"SR: {note}"]
+    assert merged.config.regions[0].binning == binning
+    assert math.isfinite(merged.value(emptied, value_only=True))
+
+
+def test_a_sample_without_events_in_a_region_is_left_out(small):
+    """The background has no events at these cuts: the model is the one without it (and without
+    its shape systematic), with the empty first bin merged, as a config written by hand gives."""
     config, h = small
     zero = [0.0, 0.0, 0.0]
     emptied = {**h, "sr_sig": {**h["sr_sig"], "values": [0.0, 9.0, 4.0]}}
     emptied["sr_bkg"] = {**h["sr_bkg"], "values": zero, "variances": zero}
     emptied["sr_bkg_up"] = {**h["sr_bkg_up"], "values": zero, "variances": zero}
+    objective = Objective(config, h, pseudodata="nominal")
+    _, notes = objective.merged(emptied)
+    assert notes == [
+        "SR: sample background has no events; left out of the region",
+        "SR: bin [0, 1) is empty in every nominal sample; merged into [1, 2) (now [0, 2))",
+    ]
+    by_hand = {
+        **SMALL,
+        "regions": [{"name": "SR", "path": "sr", "binning": [0, 2, 3]}],
+        "samples": SMALL["samples"][:2],
+        "systematics": SMALL["systematics"][1:],
+    }
+    signal_only = Objective(
+        ModelSpec.model_validate(by_hand).to_cabinetry(), emptied, pseudodata="nominal"
+    )
+    assert objective.workspace(emptied) == signal_only.workspace(emptied)
+    assert objective.value(emptied, value_only=True) == pytest.approx(
+        signal_only.value(emptied, value_only=True), rel=1e-12
+    )
+
+
+def test_a_model_invalid_after_merging_gives_nan_not_an_error(small):
+    """An up variation 2.5x the nominal symmetrises to a negative normsys factor: no valid model
+    with or without the merged bin, so the value is NaN, as for any point without one."""
+    config, h = small
+    emptied = {k: {**v, "values": [0.0, *v["values"][1:]], "variances": [0.0, *v["variances"][1:]]}
+               for k, v in h.items()}  # fmt: skip
+    emptied["sr_bkg_up"]["values"] = [0.0, 75.0, 50.0]
     objective = Objective(config, h, pseudodata="nominal")
     assert math.isnan(objective.value(emptied, value_only=True))
 
