@@ -50,3 +50,21 @@ def agc_histograms(shared) -> dict[str, dict]:
             "variances": [weight * c for c in h["contents"]],
         }
     return out
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module.
+
+    Every compiled XLA program keeps a few memory mappings for its code; the whole suite compiles
+    enough of them to pass the kernel's limit of 65,530 mappings per process
+    (``vm.max_map_count``), and the next compilation then dies with a segmentation fault inside
+    XLA (seen in CI from test_run and test_report, near the end of the suite).
+    """
+    yield
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
