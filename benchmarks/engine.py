@@ -514,7 +514,7 @@ def main() -> None:
         results[f"peak_memory_ratio_10M_vs_1M{suffix}"] = peaks["10x"] / peaks["1x"]
         results[f"peak_rss_mib_1x{suffix}"] = peaks["1x"] / 2**20
         results[f"peak_rss_mib_10x{suffix}"] = peaks["10x"] / 2**20
-    results["cpu"] = f"{os.cpu_count()} cores, shared with other jobs while measured"
+    results["cpu"] = f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in results.items()}))
 
 

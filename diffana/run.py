@@ -124,8 +124,9 @@ def run_workflow(
     out = Path(output if output is not None else workflow.outputs.folder)
     out.mkdir(parents=True, exist_ok=True)
     formats = list(workflow.outputs.plot_formats)
-    # Everything JAX compiles here is compiled in this thread: two threads compiling XLA programs at
-    # once crashed the process (segmentation fault inside XLA, jax 0.10.2).
+    # Everything JAX compiles here is compiled in this thread. (A background thread compiling the
+    # objective once crashed the test process; the cause was later found to be the test process's
+    # count of memory mappings, not the thread, but one thread is simpler to reason about.)
     with open_session(workflow, cluster=cluster, console=console) as session:
         objective, engine, init = session.objective, session.engine, session.initial_params
         loop_start = time.perf_counter()

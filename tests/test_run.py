@@ -1,9 +1,8 @@
 """``diffana run`` end to end on a tiny synthetic dataset: outputs, Ctrl-C and resume, scan.
 
-Each run is the command line in a process of its own, as a physicist starts it. In the pytest
-process, after the rest of the test suite, three CI runs out of three crashed inside XLA (a cache
-read and a compilation in a background thread, then the Jacobian kernel's compilation in the main
-thread); the same tests alone passed.
+Each run is the command line in a process of its own, as a physicist starts it. (In the pytest
+process, after the rest of the suite, these runs used to crash inside XLA: the process had passed
+the kernel's limit on memory mappings with the suite's compiled programs; see tests/conftest.py.)
 """
 
 from __future__ import annotations
