@@ -47,7 +47,7 @@ class HardEvaluation(NamedTuple):
     workspace: dict[str, Any]
     objective: float
     fit: dict[str, Any]
-    notes: list[str]  # what the model changed (bins no nominal sample fills, merged)
+    notes: list[str]  # what the model changed: empty samples left out, empty bins merged
 
 
 def _to_hist(
@@ -118,8 +118,9 @@ def hard_result(
 ) -> HardEvaluation:
     """Histograms, workspace, objective and fit from the hard histograms of ``params``.
 
-    Bins that no nominal sample fills are merged into a neighbour in the model histograms, the
-    workspace and the objective (:meth:`Objective.merged`); ``notes`` says which.
+    Samples with no events in a region are left out of it and bins that no nominal sample fills
+    are merged into a neighbour, in the model histograms, the workspace and the objective
+    (:meth:`Objective.merged`); ``notes`` says which.
     """
     merged, notes = objective.merged(histograms)
     workspace = merged.workspace(histograms)

@@ -220,6 +220,8 @@ class Objective:
         pseudodata: how data histograms missing from the inputs are made: ``"agc"`` (the AGC's
             ``(ttbar ME_var + PS_var) / 2 + W+jets``), ``"nominal"`` (the sum of the nominal
             samples), ``"none"`` (they must be given).
+        left_out: ``(sample, region)`` pairs the model leaves out (their histograms are still
+            read); :meth:`merged` sets them for samples that hard cuts emptied.
 
     Attributes:
         structure: the model structure all soft evaluations use.
@@ -346,7 +348,8 @@ class Objective:
     def workspace(self, histograms: Mapping[str, Any]) -> dict[str, Any]:
         """The pyhf JSON workspace (plain floats) built from concrete ``histograms``.
 
-        Bins no nominal sample fills are merged into a neighbour first (see :meth:`merged`).
+        Samples with no events in a region are left out of it and bins no nominal sample fills
+        are merged into a neighbour first (see :meth:`merged`).
         """
         objective, _ = self.merged(histograms)
         return to_json(objective.spec(histograms))
@@ -378,20 +381,16 @@ class Objective:
         hists = self.complete(histograms)
         regions, notes, left_out = [], [], list(self.left_out)
         for region in self.config.regions:
-            nominal = [
-                hists[e.name]
+            entries = [
+                e
                 for e in self.entries
                 if e.region.name == region.name and not e.sample.data and e.variation == ""
             ]
-            for e in self.entries:
-                if (
-                    e.region.name == region.name
-                    and not e.sample.data
-                    and e.variation == ""
-                    and (e.sample.name, region.name) not in left_out
-                    and not np.any(np.asarray(hists[e.name].values) != 0)
-                ):
-                    left_out.append((e.sample.name, region.name))
+            nominal = [hists[e.name] for e in entries]
+            for e, h in zip(entries, nominal, strict=True):
+                pair = (e.sample.name, region.name)
+                if pair not in left_out and not np.any(np.asarray(h.values) != 0):
+                    left_out.append(pair)
                     notes.append(
                         f"{region.name}: sample {e.sample.name} has no events; left out of the region"
                     )
@@ -443,7 +442,7 @@ class Objective:
                     left_out=tuple(left_out),
                 )
             except (ModelError, WorkspaceError, FloatingPointError, ValueError):
-                return self, []  # no valid model either way (e.g. an empty sample): see value()
+                return self, []  # no valid model either way (e.g. a negative normsys): see value()
         return self._merged[key], notes
 
     # ------------------------------------------------------------------ the statistic
