@@ -25,9 +25,14 @@ JSON object with the figures.
 
 from __future__ import annotations
 
+import os
+
+# One XLA thread in this process too, as in the Dask workers (diffana.pipeline.cluster.WORKER_ENV),
+# so that the single-process comparisons are one core against one core.
+os.environ.setdefault("NPROC", "1")
+
 import argparse
 import json
-import os
 import statistics
 import sys
 import time

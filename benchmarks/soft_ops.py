@@ -5,12 +5,13 @@ once at skim time (the choice held fixed), a per-event weight. Two regions with 
 over 50-550 GeV: 4j1b (exactly one b-tag, H_T) and 4j2b (at least two, m_bjj). Four cut parameters:
 lepton pT, jet pT, b-tag score and jet |eta|.
 
-Measured, events per second on one core (``XLA_FLAGS`` set below), float32 kernels:
+Measured, events per second on one core (``NPROC`` and ``XLA_FLAGS`` set below), float32 kernels:
 
 * ``numpy_hist``: boolean selection with NumPy and ``hist.Hist`` fills (the ordinary analysis);
 * ``hard``: diffana's hard twin (``hardness=HARD``), jit-compiled;
 * ``soft``: the soft histograms, hardness a traced argument (as the engine passes it);
-* ``soft_jacobian``: soft + forward Jacobian in the 4 parameters (``vmap`` of ``jvp``);
+* ``soft_jacobian``: soft + forward Jacobian in the 4 parameters (one ``linearize``, one tangent
+  per parameter, as the engine does);
 * ``soft_vjp``: soft + reverse-mode VJP of a cotangent on all bins;
 * ``soft_10_variations``: soft with a ``[events, 10]`` weight matrix per region.
 
@@ -24,6 +25,9 @@ from __future__ import annotations
 
 import os
 
+# One core, as the Dask workers run (diffana.pipeline.cluster.WORKER_ENV): XLA's CPU client sizes
+# its thread pool from NPROC; the XLA_FLAGS alone still left it two threads on this machine.
+os.environ.setdefault("NPROC", "1")
 os.environ.setdefault(
     "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 )
@@ -158,10 +162,10 @@ variations_kernel = jax.jit(lambda theta, columns, h, w: _sumw(histograms(theta,
 
 @jax.jit
 def jacobian_kernel(theta, columns, hardness):
-    def push(tangent):
-        return jax.jvp(lambda t: _sumw(histograms(t, columns, hardness)), (theta,), (tangent,))
-
-    return jax.vmap(push, out_axes=(None, -1))(jnp.eye(theta.shape[0], dtype=theta.dtype))
+    # As the engine's forward kernel: one linearisation, then one tangent per parameter.
+    out, push = jax.linearize(lambda t: _sumw(histograms(t, columns, hardness)), theta)
+    tangents = [push(t) for t in jnp.eye(theta.shape[0], dtype=theta.dtype)]
+    return out, jax.tree.map(lambda *c: jnp.stack(c, axis=-1), *tangents)
 
 
 @jax.jit
@@ -309,7 +313,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100k events, 2 repeats, no studies")
     args = parser.parse_args()
     events, repeat = (100_000, 2) if args.quick else (args.events, args.repeat)
-    print(f"jax {jax.__version__}, XLA_FLAGS={os.environ['XLA_FLAGS']!r}, cpus={os.cpu_count()}")
+    print(
+        f"jax {jax.__version__}, NPROC={os.environ['NPROC']}, XLA_FLAGS={os.environ['XLA_FLAGS']!r},"
+        f" cpus={os.cpu_count()}"
+    )
     rates = speed(events, repeat)
     result = {"events": events, **rates}
     result["soft_over_hard"] = rates["soft_events_per_second"] / rates["hard_events_per_second"]

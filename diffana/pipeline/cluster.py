@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 WORKER_ENV: dict[str, str] = {
+    # XLA's CPU client sizes its thread pool from NPROC (else the core count); the XLA_FLAGS alone
+    # left a "single-threaded" worker running its kernels on two threads of a 2-core machine.
+    "NPROC": "1",
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",

@@ -4,8 +4,8 @@ A histogram is a sum over events, so histograms and their derivatives are sums o
 block runs one compiled kernel of the processor's ``histograms`` in the parameter vector ``theta``:
 
 - ``"value"``: the histograms;
-- ``"jvp"``: the histograms and the forward Jacobian ``d sumw / d theta`` (one vectorised JVP per
-  parameter, the primal computed once: cheap when there are few parameters);
+- ``"jvp"``: the histograms and the forward Jacobian ``d sumw / d theta`` (one linearisation, then
+  one tangent per parameter: cheap when there are few parameters);
 - ``"vjp"``: the histograms and ``sum_bins cotangent * d sumw / d theta`` for a given cotangent
   (one reverse pass, whatever the number of parameters).
 
@@ -146,9 +146,13 @@ def kernel(processor: Processor, fingerprint: str, kind: Kind, hard: bool) -> Ca
     elif kind == "jvp":
 
         def jvp(theta: jax.Array, columns: dict[str, jax.Array], hardness: Any) -> Any:
+            # One linearisation, then one tangent at a time: vmapping the tangents gives the
+            # fills' scatter-adds [events, parameters] payloads, which XLA's CPU backend runs
+            # 3-5x slower than the same scatters one parameter at a time.
+            out, push = jax.linearize(lambda th: fn(th, columns, hardness), theta)
             basis = jnp.eye(theta.shape[0], dtype=theta.dtype)
-            push = lambda t: jax.jvp(lambda th: fn(th, columns, hardness), (theta,), (t,))  # noqa: E731
-            return jax.vmap(push, out_axes=(None, -1))(basis)
+            columns_of = [push(t) for t in basis]
+            return out, jax.tree.map(lambda *c: jnp.stack(c, axis=-1), *columns_of)
 
         compiled = jax.jit(jvp)
     else:

@@ -25,8 +25,10 @@ about 3e-8 in float32, 1e-16 in float64; the little mass beyond goes to the last
 a hand-written JVP rule (``jax.custom_jvp``) gives the derivatives in ``x``, the weights, the edges
 and the kernel scale from the kernel density at the same edges. When the scale or the bin widths are
 traced, ``reach`` is derived assuming ``hardness >= 1`` (scale at most ``bandwidth``), or from the
-whole axis if the bandwidth or the edges are traced; pass ``reach`` to choose it (the window is
-unrolled, so a window over a whole 25-bin axis compiles ~10x slower than one of a few bins).
+whole axis if the bandwidth or the edges are traced; pass ``reach`` to choose it. When the window
+would cover half the axis or more (wide kernels, few bins, traced scales or edges), the fill
+evaluates the kernel at every edge instead, ``[edges, events]``, and sums with two matrix products
+(no truncation, no scatters; 4-6x faster there on XLA's CPU backend, derivatives too).
 """
 
 from __future__ import annotations
@@ -186,6 +188,73 @@ def _soft_fill_jvp(spec, primals, tangents):
 _soft_fill.defjvp(_soft_fill_jvp, symbolic_zeros=True)
 
 
+def _dense_cdfs(x: jax.Array, params: Any, inv_scale: jax.Array, spec: _Spec) -> tuple[Any, ...]:
+    """Every edge of the axis at once: scaled distance ``u``, CDF and density, ``[edges, events]``."""
+    binning = _binning_of(spec, params)
+    x = jnp.where(jnp.isnan(x), jnp.inf, x)  # NaN fills the overflow bin, as in hist
+    edges = binning.edge(jnp.arange(spec.bins + 1), x.dtype)
+    u = (edges[:, None] - x[None, :]) * inv_scale
+    if spec.kernel == "gaussian":
+        cdf = 0.5 + 0.5 * jax.lax.erf(u * _INV_SQRT2)
+        pdf = _INV_SQRT2PI * jnp.exp(-0.5 * u * u)
+    else:
+        cdf = jax.nn.sigmoid(u)
+        pdf = cdf * (1.0 - cdf)
+    return u, cdf, jnp.where(jnp.isfinite(u), pdf, 0.0)
+
+
+def _bins_of(at_edges: jax.Array, after: float) -> jax.Array:
+    """``[bins + 2, events]`` from values ``[edges, events]``: ``[v0 - 0, v1 - v0, ..., after - v_last]``."""
+    return jnp.concatenate([at_edges[:1], at_edges[1:] - at_edges[:-1], after - at_edges[-1:]])
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+def _dense_fill(x, weights, params, inv_scale, spec):
+    """As :func:`_soft_fill`, with the kernel at every edge and the sums as matrix products."""
+    shares = _bins_of(_dense_cdfs(x, params, inv_scale, spec)[1], 1.0)
+    return shares @ weights, (shares * shares) @ (weights * weights)
+
+
+def _dense_fill_jvp(spec, primals, tangents):
+    x, weights, params, inv_scale = primals
+    dx, dweights, dparams, dinv_scale = tangents
+    u, cdf, pdf = _dense_cdfs(x, params, inv_scale, spec)
+    shares = _bins_of(cdf, 1.0)
+    squares = shares * shares
+    w2 = weights * weights
+    out = (shares @ weights, squares @ w2)
+    dsumw = dsumw2 = 0.0
+    if not _zero((dx, dparams, dinv_scale)):
+        du = jnp.zeros_like(u)
+        if not _zero(dparams):
+            dparams = jax.tree.map(
+                lambda t, p: jnp.zeros_like(p) if isinstance(t, SymbolicZero) else t,
+                dparams,
+                params,
+                is_leaf=lambda t: isinstance(t, SymbolicZero),
+            )
+            binning, dbinning = _binning_of(spec, params), _binning_of(spec, dparams)
+            arange = jnp.arange(spec.bins + 1)
+            dedges = jax.jvp(lambda b: b.edge(arange, x.dtype), (binning,), (dbinning,))[1]
+            du = du + dedges[:, None]
+        if not isinstance(dx, SymbolicZero):
+            du = du - dx[None, :]
+        dcdf = pdf * (du * inv_scale)
+        if not isinstance(dinv_scale, SymbolicZero):
+            # pdf * u vanishes far from the edge; keep 0 * inf from becoming NaN.
+            dcdf = dcdf + jnp.where(pdf > 0, pdf * u, 0.0) * (dinv_scale / inv_scale)
+        dshares = _bins_of(dcdf, 0.0)
+        dsumw = dshares @ weights
+        dsumw2 = (2.0 * shares * dshares) @ w2
+    if not isinstance(dweights, SymbolicZero):
+        dsumw = dsumw + shares @ dweights
+        dsumw2 = dsumw2 + squares @ (2.0 * weights * dweights)
+    return out, (dsumw + jnp.zeros_like(out[0]), dsumw2 + jnp.zeros_like(out[1]))
+
+
+_dense_fill.defjvp(_dense_fill_jvp, symbolic_zeros=True)
+
+
 def _reach(
     binning: Binning, scale: float | None, kernel: str, dtype: Any, reach: int | None
 ) -> int:
@@ -238,7 +307,10 @@ def _fill(
         params = (binning.start, binning.stop) if spec.regular else binning.edges
         params = jax.tree.map(lambda p: jnp.asarray(p, dtype), params)
         inv_scale = jnp.asarray(hardness, dtype) / jnp.asarray(scale, dtype)
-        sums = _soft_fill(x, weights, params, inv_scale, spec)
+        # A window over half the axis or more: every edge at once, summed by matrix products,
+        # is faster than one scatter-add per window bin (and exact, with no truncation).
+        dense = 4 * spec.reach >= binning.bins + 1
+        sums = (_dense_fill if dense else _soft_fill)(x, weights, params, inv_scale, spec)
     return SoftHistogram(sums[0].T, sums[1].T, binning.edges, axis_name, label)
 
 

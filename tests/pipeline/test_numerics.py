@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -56,7 +58,7 @@ def _events(dtype, empty=False):
     }  # fmt: skip
 
 
-def _pipeline(theta, ev, hardness):
+def _pipeline(theta, ev, hardness, reach=3):
     """Every soft op on the events; the sum of all histogram contents and event observables."""
     lep_cut, jet_cut, btag_cut, eta_cut, width, bandwidth = (theta[i] for i in range(6))
     lepton = cut(ev["lepton"], lep_cut, width=width, hardness=hardness, op=">=")
@@ -77,50 +79,61 @@ def _pipeline(theta, ev, hardness):
     trijets = trijet_candidates(ev["pt"], ev["eta"], ev["phi"], ev["mass"])
     mbjj = best_trijet_mass(trijets, jets, tagged, hardness=hardness)
     total = jnp.sum(ht) * 1e-30 + jnp.sum(mbjj) * 1e-30
-    # The bandwidth is traced: without ``reach`` the window would span the whole axis.
-    kde = kde_histogram(ht, AGC, bandwidth=bandwidth, hardness=hardness, weights=weights, reach=3)
+    # The bandwidth is traced: with ``reach=None`` the fills evaluate every edge (the dense fill).
+    kde = kde_histogram(
+        ht, AGC, bandwidth=bandwidth, hardness=hardness, weights=weights, reach=reach
+    )
     edges = sigmoid_histogram(
-        mbjj, Variable(AGC.edges), width=bandwidth, hardness=hardness, weights=weights, reach=3
+        mbjj, Variable(AGC.edges), width=bandwidth, hardness=hardness, weights=weights, reach=reach
     )
     return total + sum(jnp.sum(a) for a in (kde.sumw, kde.sumw2, edges.sumw, edges.sumw2))
 
 
-@jax.jit
-def _value_and_derivatives(theta, ev, hardness):
-    value, grad = jax.value_and_grad(_pipeline)(theta, ev, hardness)
-    _, tangent = jax.jvp(lambda t: _pipeline(t, ev, hardness), (theta,), (jnp.ones_like(theta),))
+@functools.partial(jax.jit, static_argnames="reach")
+def _value_and_derivatives(theta, ev, hardness, reach):
+    value, grad = jax.value_and_grad(_pipeline)(theta, ev, hardness, reach)
+    _, tangent = jax.jvp(
+        lambda t: _pipeline(t, ev, hardness, reach), (theta,), (jnp.ones_like(theta),)
+    )
     return value, grad, tangent
 
 
+@pytest.mark.parametrize("reach", [3, None], ids=["window", "dense"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_values_and_gradients_are_finite_for_extreme_inputs(dtype):
+def test_values_and_gradients_are_finite_for_extreme_inputs(dtype, reach):
     ev = _events(dtype)
     theta = jnp.asarray([30.0, 30.0, 0.5, 2.4, 5.0, 20.0], dtype)
     for hardness in (1e-2, 1.0, 1e2, 1e4):
-        value, grad, tangent = _value_and_derivatives(theta, ev, jnp.asarray(hardness, dtype))
+        value, grad, tangent = _value_and_derivatives(
+            theta, ev, jnp.asarray(hardness, dtype), reach
+        )
         assert np.isfinite(value)
         assert np.all(np.isfinite(np.asarray(grad))), (hardness, np.asarray(grad))
         assert np.isfinite(tangent), hardness
     assert np.isfinite(jax.jit(lambda t, e: _pipeline(t, e, HARD))(theta, ev))
 
 
-def _small_pipeline(theta, ev, hardness):
+def _small_pipeline(theta, ev, hardness, reach=3):
     jets = cut(ev["pt"], theta[0], width=theta[1], hardness=hardness, mask=ev["mask"])
     weight = at_least(jets, 2, hardness=hardness) * exactly(jets, 3, hardness=hardness)
     ht = scalar_sum(ev["pt"], jets)
-    kde = kde_histogram(ht, AGC, bandwidth=theta[2], hardness=hardness, weights=weight, reach=3)
-    edges = sigmoid_histogram(ht, Variable(AGC.edges), width=theta[2], hardness=hardness, reach=3)
+    kde = kde_histogram(ht, AGC, bandwidth=theta[2], hardness=hardness, weights=weight, reach=reach)
+    edges = sigmoid_histogram(
+        ht, Variable(AGC.edges), width=theta[2], hardness=hardness, reach=reach
+    )
     return kde.sumw, kde.sumw2, edges.sumw, edges.sumw2
 
 
+@pytest.mark.parametrize("reach", [3, None], ids=["window", "dense"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_empty_blocks_fill_zeros_with_zero_derivatives(dtype):
+def test_empty_blocks_fill_zeros_with_zero_derivatives(dtype, reach):
     ev = _events(dtype, empty=True)
     theta = jnp.asarray([30.0, 5.0, 20.0], dtype)
+    pipeline = functools.partial(_small_pipeline, reach=reach)
     for hardness in (HARD, 1.0, 1e4):
-        sums = _small_pipeline(theta, ev, hardness)
+        sums = pipeline(theta, ev, hardness)
         assert all(np.array_equal(s, np.zeros(27)) for s in sums)
-    jac = jax.jit(jax.jacfwd(_small_pipeline))(theta, ev, jnp.asarray(1e4, dtype))
+    jac = jax.jit(jax.jacfwd(pipeline))(theta, ev, jnp.asarray(1e4, dtype))
     assert all(np.array_equal(j, np.zeros((27, 3))) for j in jac)
-    jac = jax.jit(jax.jacrev(_small_pipeline))(theta, ev, jnp.asarray(1e4, dtype))
+    jac = jax.jit(jax.jacrev(pipeline))(theta, ev, jnp.asarray(1e4, dtype))
     assert all(np.array_equal(j, np.zeros((27, 3))) for j in jac)
