@@ -6,8 +6,9 @@ Measured, each against its peer in this script:
    (``processor.Runner`` + ``IterativeExecutor``, NanoAODSchema, native awkward + ``hist``) over the
    synthetic AGC dataset, vs one phase-2 step of the engine in the same single process over the same
    events (soft histograms of every sample and variation plus the gradient of an objective in every
-   cut parameter), after the skim and the first (compiling) step. The engine's hard histograms are
-   checked against coffea's.
+   cut parameter), after the skim and the first (compiling) step; both on one XLA thread / one
+   core, coffea's time the better of two passes (the first warms the page cache). The engine's
+   hard histograms are checked against coffea's.
 2. ``two_worker_speedup_skim`` / ``two_worker_speedup_evaluate``: a LocalCluster with 2 single-threaded
    workers vs 1 worker, for the skim and for one step.
 3. ``bytes_read_fraction``: bytes delivered by uproot's source during the skim over the size of the
@@ -438,7 +439,9 @@ def main() -> None:
         from diffana.processors.coffea_adapter import CoffeaProcessor
 
         native = CoffeaProcessor(processor)
-    coffea_hists, coffea_s = timed(runner, fileset, treename="Events", processor_instance=native)
+    # best of two: the first pass also warms the page cache for every later reader
+    coffea_hists, first_s = timed(runner, fileset, treename="Events", processor_instance=native)
+    coffea_s = min(first_s, timed(runner, fileset, treename="Events", processor_instance=native)[1])
     print(
         f"coffea runner, hard pass: {coffea_s:.2f} s ({n_events / coffea_s / 1e6:.2f} M events/s)"
     )

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
 from diffana.errors import ConfigError, MissingDependencyError
 from diffana.pipeline.cluster import (
+    MALLOC_ENV,
     WORKER_ENV,
     AddressConfig,
     InProcessConfig,
@@ -52,6 +54,12 @@ def test_local_cluster_workers_are_processes_on_loopback_with_one_xla_thread(loc
     env = local_client.run(lambda: {k: os.environ.get(k) for k in WORKER_ENV})
     assert all(e == WORKER_ENV for e in env.values())
     assert "--xla_cpu_multi_thread_eigen=false" in WORKER_ENV["XLA_FLAGS"]
+    # glibc reads its malloc settings at process start: they must be in the environment the
+    # worker process was started with, not set later
+    started = local_client.run(lambda: Path("/proc/self/environ").read_bytes().split(b"\0"))
+    for initial in started.values():
+        for key, value in MALLOC_ENV.items():
+            assert f"{key}={value}".encode() in initial, (key, initial)
 
 
 def test_connect_to_an_address_and_to_a_cluster_object(local_client):
@@ -119,7 +127,7 @@ def test_jobqueue_job_scripts(kind, directive, expected):
         cluster.close()
     for line in expected:
         assert line in script, (line, script)
-    for key, value in WORKER_ENV.items():  # HTCondor doubles the quotes inside its Arguments
+    for key, value in {**WORKER_ENV, **MALLOC_ENV}.items():  # HTCondor doubles inner quotes
         assert f"export {key}='{value}'" in script.replace("''", "'")
     assert "source /opt/venv/bin/activate" in script
     # one single-threaded worker process per core, the job's memory shared among them
