@@ -128,10 +128,14 @@ class ProcessorSpec(_Model):
 
 # ------------------------------------------------------------------------------------ engine
 class EngineSpec(_Model):
-    """Options of :class:`diffana.pipeline.engine.Engine`; ``compilation_cache`` is a folder where
-    JAX keeps compiled kernels between runs (driver and local workers; ``null`` for none)."""
+    """Options of :class:`diffana.pipeline.engine.Engine`; ``block_size`` is the slab of events the
+    kernels are compiled for (blocks are padded to whole slabs, so small blocks want small slabs;
+    ``null``: the engine's default, 8192);
+    ``compilation_cache`` is a folder where JAX keeps compiled kernels between runs (driver and
+    local workers; ``null`` for none)."""
 
     chunk_size: int = Field(100_000, gt=0)
+    block_size: int | None = Field(None, gt=0)
     cache: Path | None = None
     keep: Literal["memory", "disk"] = "memory"
     skip_bad_files: bool = False

@@ -250,6 +250,7 @@ def open_session(
         fileset,
         cluster=workflow.cluster if cluster is None else cluster,
         chunk_size=e.chunk_size,
+        **({} if e.block_size is None else {"block_size": e.block_size}),
         treename=e.treename,
         cache=e.cache,
         keep=e.keep,

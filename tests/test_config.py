@@ -105,6 +105,10 @@ def _error(data: dict, source: str = "w.yaml") -> str:
             "dataset: Unable to extract tag using discriminator 'kind'",
         ),
         (
+            lambda d: d["engine"].update(block_size=0),
+            "engine.block_size: Input should be greater than 0",
+        ),
+        (
             lambda d: d["cluster"].update(n_workers="two"),
             "cluster.n_workers: Input should be a valid integer",
         ),
