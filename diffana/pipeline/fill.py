@@ -72,6 +72,14 @@ def _binning_of(spec: _Spec, params: Any) -> Binning:
     return Regular(spec.bins, *params) if spec.regular else as_binning(params)
 
 
+def _kernel(u: jax.Array, kernel: str) -> tuple[jax.Array, jax.Array]:
+    """The kernel's CDF and density at scaled distances ``u``."""
+    if kernel == "gaussian":
+        return 0.5 + 0.5 * jax.lax.erf(u * _INV_SQRT2), _INV_SQRT2PI * jnp.exp(-0.5 * u * u)
+    cdf = 1.0 / (1.0 + jnp.exp(-u))
+    return cdf, cdf * (1.0 - cdf)
+
+
 def _window(x: jax.Array, params: Any, inv_scale: jax.Array, spec: _Spec) -> tuple[Any, ...]:
     """Each event's bin ``k`` and, per window edge (a list of ``[events]`` arrays): edge index,
     scaled distance ``u = (edge - x) / scale``, kernel CDF (0 before the first edge of the axis, 1
@@ -87,12 +95,7 @@ def _window(x: jax.Array, params: Any, inv_scale: jax.Array, spec: _Spec) -> tup
     for offset in range(1 - spec.reach, spec.reach + 1):
         j = k + offset
         u = (binning.edge(j, x.dtype) - x) * inv_scale
-        if spec.kernel == "gaussian":
-            cdf = 0.5 + 0.5 * jax.lax.erf(u * _INV_SQRT2)
-            pdf = _INV_SQRT2PI * jnp.exp(-0.5 * u * u)
-        else:
-            cdf = 1.0 / (1.0 + jnp.exp(-u))
-            pdf = cdf * (1.0 - cdf)
+        cdf, pdf = _kernel(u, spec.kernel)
         cdf = jnp.where(j < 0, 0.0, jnp.where(j > spec.bins, 1.0, cdf))
         pdf = jnp.where((j < 0) | (j > spec.bins) | ~jnp.isfinite(u), 0.0, pdf)
         edges.append((j, u, cdf, pdf))
@@ -140,6 +143,17 @@ def _zero(tangent: Any) -> bool:
     return all(isinstance(t, SymbolicZero) for t in jax.tree.leaves(tangent))
 
 
+def _binnings(spec: _Spec, params: Any, dparams: Any) -> tuple[Binning, Binning]:
+    """The binning and its tangent (symbolic zeros of single parameters made concrete)."""
+    dparams = jax.tree.map(
+        lambda t, p: jnp.zeros_like(p) if isinstance(t, SymbolicZero) else t,
+        dparams,
+        params,
+        is_leaf=lambda t: isinstance(t, SymbolicZero),
+    )
+    return _binning_of(spec, params), _binning_of(spec, dparams)
+
+
 def _soft_fill_jvp(spec, primals, tangents):
     x, weights, params, inv_scale = primals
     dx, dweights, dparams, dinv_scale = tangents
@@ -151,13 +165,7 @@ def _soft_fill_jvp(spec, primals, tangents):
     dshares = None
     if not _zero((dx, dparams, dinv_scale)):
         if not _zero(dparams):
-            dparams = jax.tree.map(
-                lambda t, p: jnp.zeros_like(p) if isinstance(t, SymbolicZero) else t,
-                dparams,
-                params,
-                is_leaf=lambda t: isinstance(t, SymbolicZero),
-            )
-            binning, dbinning = _binning_of(spec, params), _binning_of(spec, dparams)
+            binning, dbinning = _binnings(spec, params, dparams)
         dcdfs = []
         for j, u, _, pdf in edges:
             du = jnp.zeros_like(u)
@@ -194,12 +202,7 @@ def _dense_cdfs(x: jax.Array, params: Any, inv_scale: jax.Array, spec: _Spec) ->
     x = jnp.where(jnp.isnan(x), jnp.inf, x)  # NaN fills the overflow bin, as in hist
     edges = binning.edge(jnp.arange(spec.bins + 1), x.dtype)
     u = (edges[:, None] - x[None, :]) * inv_scale
-    if spec.kernel == "gaussian":
-        cdf = 0.5 + 0.5 * jax.lax.erf(u * _INV_SQRT2)
-        pdf = _INV_SQRT2PI * jnp.exp(-0.5 * u * u)
-    else:
-        cdf = jax.nn.sigmoid(u)
-        pdf = cdf * (1.0 - cdf)
+    cdf, pdf = _kernel(u, spec.kernel)
     return u, cdf, jnp.where(jnp.isfinite(u), pdf, 0.0)
 
 
@@ -223,17 +226,11 @@ def _dense_fill_jvp(spec, primals, tangents):
     squares = shares * shares
     w2 = weights * weights
     out = (shares @ weights, squares @ w2)
-    dsumw = dsumw2 = 0.0
+    dsumw, dsumw2 = jnp.zeros_like(out[0]), jnp.zeros_like(out[1])
     if not _zero((dx, dparams, dinv_scale)):
         du = jnp.zeros_like(u)
         if not _zero(dparams):
-            dparams = jax.tree.map(
-                lambda t, p: jnp.zeros_like(p) if isinstance(t, SymbolicZero) else t,
-                dparams,
-                params,
-                is_leaf=lambda t: isinstance(t, SymbolicZero),
-            )
-            binning, dbinning = _binning_of(spec, params), _binning_of(spec, dparams)
+            binning, dbinning = _binnings(spec, params, dparams)
             arange = jnp.arange(spec.bins + 1)
             dedges = jax.jvp(lambda b: b.edge(arange, x.dtype), (binning,), (dbinning,))[1]
             du = du + dedges[:, None]
@@ -244,12 +241,12 @@ def _dense_fill_jvp(spec, primals, tangents):
             # pdf * u vanishes far from the edge; keep 0 * inf from becoming NaN.
             dcdf = dcdf + jnp.where(pdf > 0, pdf * u, 0.0) * (dinv_scale / inv_scale)
         dshares = _bins_of(dcdf, 0.0)
-        dsumw = dshares @ weights
-        dsumw2 = (2.0 * shares * dshares) @ w2
+        dsumw = dsumw + dshares @ weights
+        dsumw2 = dsumw2 + (2.0 * shares * dshares) @ w2
     if not isinstance(dweights, SymbolicZero):
         dsumw = dsumw + shares @ dweights
         dsumw2 = dsumw2 + squares @ (2.0 * weights * dweights)
-    return out, (dsumw + jnp.zeros_like(out[0]), dsumw2 + jnp.zeros_like(out[1]))
+    return out, (dsumw, dsumw2)
 
 
 _dense_fill.defjvp(_dense_fill_jvp, symbolic_zeros=True)
