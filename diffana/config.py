@@ -128,11 +128,11 @@ class ProcessorSpec(_Model):
 
 # ------------------------------------------------------------------------------------ engine
 class EngineSpec(_Model):
-    """Options of :class:`diffana.pipeline.engine.Engine`; ``block_size`` is the slab of events the
+    """Options of :class:`diffana.pipeline.engine.Engine`. ``block_size`` is the slab of events the
     kernels are compiled for (blocks are padded to whole slabs, so small blocks want small slabs;
-    ``null``: the engine's default, 8192);
-    ``compilation_cache`` is a folder where JAX keeps compiled kernels between runs (driver and
-    local workers; ``null`` for none)."""
+    ``null``: the engine's default, ``diffana.pipeline.blocks.DEFAULT_SLAB``); ``compilation_cache``
+    is a folder where JAX keeps compiled kernels between runs (driver and local workers; ``null``
+    for none)."""
 
     chunk_size: int = Field(100_000, gt=0)
     block_size: int | None = Field(None, gt=0)

@@ -230,6 +230,7 @@ def open_session(
 
     ``cluster`` overrides the workflow's cluster (anything the engine's ``cluster`` accepts).
     """
+    from diffana.pipeline.blocks import DEFAULT_SLAB
     from diffana.pipeline.engine import Engine
     from diffana.pipeline.objective import Objective
     from diffana.processors.registry import get_processor
@@ -250,7 +251,7 @@ def open_session(
         fileset,
         cluster=workflow.cluster if cluster is None else cluster,
         chunk_size=e.chunk_size,
-        **({} if e.block_size is None else {"block_size": e.block_size}),
+        block_size=DEFAULT_SLAB if e.block_size is None else e.block_size,
         treename=e.treename,
         cache=e.cache,
         keep=e.keep,

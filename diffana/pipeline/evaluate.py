@@ -151,8 +151,8 @@ def kernel(processor: Processor, fingerprint: str, kind: Kind, hard: bool) -> Ca
             # 3-5x slower than the same scatters one parameter at a time.
             out, push = jax.linearize(lambda th: fn(th, columns, hardness), theta)
             basis = jnp.eye(theta.shape[0], dtype=theta.dtype)
-            columns_of = [push(t) for t in basis]
-            return out, jax.tree.map(lambda *c: jnp.stack(c, axis=-1), *columns_of)
+            tangents = [push(t) for t in basis]
+            return out, jax.tree.map(lambda *t: jnp.stack(t, axis=-1), *tangents)
 
         compiled = jax.jit(jvp)
     else:
