@@ -7,30 +7,38 @@ The fileset is coffea's dictionary (or a JSON file of it)::
      "other": ["c.root"]}
 
 ``files`` may also map a path to ``{"object_path": "Events", "num_entries": N, "uuid": ...}`` as
-coffea's ``preprocess`` writes it. Entry counts come from uproot (one small metadata read per file),
-in parallel on the cluster when a ``distributed.Client`` is given.
+coffea's ``preprocess`` writes it. Entry counts come from uproot (one metadata read per file), in
+parallel on the cluster when a ``distributed.Client`` is given. For each distinct tree layout
+(branch names and types) one file's uproot form is made there too, as coffea's
+``preprocess(save_form=True)`` does, so that the client builds NanoEvents without opening files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import uproot
 
 from diffana.errors import DatasetError, InputFileError
+from diffana.pipeline.readstats import CountingSource
 from diffana.processors.base import Chunk
 
 __all__ = [
+    "ChunkedFileset",
     "FileInfo",
     "FileSpec",
     "chunk_fileset",
     "inspect_file",
     "normalize_fileset",
     "split_entries",
+    "tree_form",
 ]
 
 
@@ -44,11 +52,28 @@ class FileSpec(NamedTuple):
 
 
 class FileInfo(NamedTuple):
-    """What opening a file tells: entries, content identity and size in bytes."""
+    """What opening a file tells: entries, content identity, size in bytes and tree layout.
+
+    ``layout`` is a digest of the tree's branch names and types: files that share it share a form.
+    """
 
     num_entries: int
     file_id: str
     size: int
+    layout: str
+
+
+class ChunkedFileset(NamedTuple):
+    """A fileset in chunks: the good files' chunks, the bad files set aside, sizes and forms.
+
+    ``forms`` maps a file to the JSON of uproot's form of its tree (the ``known_base_form`` of
+    coffea's ``NanoEventsFactory.from_root``); a file missing from it is opened by whoever needs it.
+    """
+
+    chunks: list[Chunk]
+    bad: list[tuple[FileSpec, InputFileError]]
+    sizes: dict[str, int]
+    forms: dict[str, str]
 
 
 def normalize_fileset(
@@ -98,20 +123,30 @@ def normalize_fileset(
     return out
 
 
+@contextmanager
+def _opened_tree(spec: FileSpec) -> Iterator[Any]:
+    """The file's tree, read through :class:`CountingSource` (counted, metadata kept)."""
+    where = f"dataset {spec.dataset!r}, file {spec.file}"
+    with uproot.open(spec.file, handler=CountingSource) as root:
+        if spec.treename not in root:
+            keys = sorted({k.split(";")[0] for k in root.keys(recursive=False)})
+            msg = f"{where}: no tree {spec.treename!r} in the file (it has {keys}); fix the tree name in the fileset"
+            raise InputFileError(msg)
+        tree = root[spec.treename]
+        if not isinstance(tree, uproot.TTree):
+            msg = f"{where}: {spec.treename!r} is a {type(tree).__name__}, not a TTree"
+            raise InputFileError(msg)
+        yield tree
+
+
 def inspect_file(spec: FileSpec) -> FileInfo:
-    """Open one file and read its entry count, UUID and size; errors name the dataset and file."""
+    """Open one file and read its entry count, UUID, size and layout; errors name the dataset and file."""
     where = f"dataset {spec.dataset!r}, file {spec.file}"
     try:
-        with uproot.open(spec.file) as root:
-            if spec.treename not in root:
-                keys = sorted({k.split(";")[0] for k in root.keys(recursive=False)})
-                msg = f"{where}: no tree {spec.treename!r} in the file (it has {keys}); fix the tree name in the fileset"
-                raise InputFileError(msg)
-            tree = root[spec.treename]
-            if not isinstance(tree, uproot.TTree):
-                msg = f"{where}: {spec.treename!r} is a {type(tree).__name__}, not a TTree"
-                raise InputFileError(msg)
-            return FileInfo(int(tree.num_entries), str(root.file.uuid), int(root.file.fEND))
+        with _opened_tree(spec) as tree:
+            types = json.dumps(sorted(tree.typenames().items()))
+            layout = hashlib.sha256(types.encode()).hexdigest()[:16]
+            return FileInfo(int(tree.num_entries), str(tree.file.uuid), int(tree.file.fEND), layout)
     except InputFileError:
         raise
     except FileNotFoundError as exc:
@@ -121,6 +156,34 @@ def inspect_file(spec: FileSpec) -> FileInfo:
         reason = " ".join(str(exc).split())
         msg = f"{where}: cannot be read as ROOT ({type(exc).__name__}: {reason}); the file may be truncated or corrupt"
         raise InputFileError(msg) from exc
+
+
+def tree_form(spec: FileSpec) -> str:
+    """The JSON of uproot's form of the file's tree, made as coffea's NanoEvents makes it in dask mode.
+
+    The options are those of ``NanoEventsFactory.from_root`` (branch titles and types as
+    parameters, coffea's filter of the branches uproot can interpret), so the form can be given to
+    it as ``known_base_form``.
+    """
+    from coffea.util import _is_interpretable  # the filter from_root applies
+
+    with _opened_tree(spec) as tree:
+        events = uproot.dask(
+            tree,
+            full_paths=True,
+            ak_add_doc={"__doc__": "title", "typename": "typename"},
+            filter_branch=partial(_is_interpretable, emit_warning=False),
+        )
+        return events.layout.form.to_json()
+
+
+def _form_or_none(spec: FileSpec) -> str | None:
+    # without a form the client opens the file itself (as it would without this step), where a
+    # real problem with the file is raised with its name
+    try:
+        return tree_form(spec)
+    except Exception:
+        return None
 
 
 def _inspect_or_error(spec: FileSpec) -> FileInfo | InputFileError:
@@ -145,6 +208,12 @@ def split_entries(num_entries: int, chunk_size: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
+def _map(client: Any, function: Any, items: list) -> list:
+    if client is None:
+        return [function(item) for item in items]
+    return client.gather(client.map(function, items, pure=False))
+
+
 def chunk_fileset(
     fileset: Mapping[str, Any] | str | Path | Sequence[FileSpec],
     chunk_size: int,
@@ -152,23 +221,19 @@ def chunk_fileset(
     treename: str = "Events",
     client: Any = None,
     skip_bad_files: bool = False,
-) -> tuple[list[Chunk], list[tuple[FileSpec, InputFileError]], dict[str, int]]:
+) -> ChunkedFileset:
     """Chunks of every file; bad files raise, or with ``skip_bad_files`` are returned aside.
 
-    Returns:
-        ``(chunks, bad_files, file_sizes)``: the chunks in fileset order, the skipped files with
-        their errors, and the size in bytes of every good file.
+    The chunks are in fileset order. Files are opened on the cluster when ``client`` is given
+    (once each for entries and layout, then once per distinct layout for its form).
     """
     specs = (
         fileset
         if isinstance(fileset, Sequence) and not isinstance(fileset, str)
         else normalize_fileset(fileset, treename)
     )
-    if client is not None:
-        infos = client.gather(client.map(_inspect_or_error, specs, pure=False))
-    else:
-        infos = [_inspect_or_error(spec) for spec in specs]
-    chunks, bad, sizes = [], [], {}
+    infos = _map(client, _inspect_or_error, list(specs))
+    chunks, bad, sizes, layouts = [], [], {}, {}
     for spec, info in zip(specs, infos, strict=True):
         if isinstance(info, InputFileError):
             if not skip_bad_files:
@@ -176,6 +241,7 @@ def chunk_fileset(
             bad.append((spec, info))
             continue
         sizes[spec.file] = info.size
+        layouts.setdefault(info.layout, spec)
         metadata = {
             **spec.metadata,
             "dataset": spec.dataset,
@@ -186,4 +252,10 @@ def chunk_fileset(
             chunks.append(
                 Chunk(spec.dataset, spec.file, spec.treename, start, stop, metadata, info.file_id)
             )
-    return chunks, bad, sizes
+    made = dict(zip(layouts, _map(client, _form_or_none, list(layouts.values())), strict=True))
+    forms = {
+        spec.file: made[info.layout]
+        for spec, info in zip(specs, infos, strict=True)
+        if not isinstance(info, InputFileError) and made[info.layout] is not None
+    }
+    return ChunkedFileset(chunks, bad, sizes, forms)

@@ -153,7 +153,8 @@ class Engine:
         """Read every chunk once into blocks held by the workers (or this process); fill the report."""
         start = time.perf_counter()
         self.release()
-        chunks, bad, sizes = chunk_fileset(
+        self._reset_counters()
+        chunks, bad, sizes, forms = chunk_fileset(
             self.fileset,
             self.chunk_size,
             treename=self.treename,
@@ -175,6 +176,7 @@ class Engine:
             to_read,
             uproot_options=self.uproot_options,
             errors=unreadable if self.skip_bad_files else None,
+            forms=forms,
         )
         for group, error in unreadable:
             report.skipped += [
@@ -200,7 +202,6 @@ class Engine:
             load = dask.delayed(self.cache.load, pure=True)
             tasks.update({c: load(c, self._cache_key) for c in cached})
         ordered = [(c, tasks[c]) for c in chunks if c in tasks]
-        self._reset_counters()
         with SkimProgress(len(ordered), enabled=self.progress, dashboard=report.dashboard) as bar:
             results = self._run_skim(ordered, report, bar)
         totals = self._collect_counters()

@@ -6,7 +6,10 @@ For each file the chunks become the partitions of one coffea NanoEvents collecti
 column optimisation traces the skim on typetracers and reads only the branches it touches
 (:func:`necessary_columns` shows them). Each partition then becomes a :class:`ChunkBlocks` of dense
 numpy arrays by a ``dask.delayed`` task; the engine persists those tasks on the workers. Files are
-opened with :class:`~diffana.pipeline.readstats.CountingSource` so the bytes read are measured.
+opened with :class:`~diffana.pipeline.readstats.CountingSource`, so the bytes read are measured and
+a worker reads a file's tree metadata once for all its chunks. Given the files' forms
+(:class:`~diffana.pipeline.chunking.ChunkedFileset`), the collections are built without opening
+any file here.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import awkward as ak
 import dask
 import dask_awkward as dak
 
@@ -58,18 +62,23 @@ def skim_collections(
     *,
     uproot_options: Mapping[str, Any] | None = None,
     errors: list[tuple[list[Chunk], InputFileError]] | None = None,
+    forms: Mapping[str, str] | None = None,
 ) -> list[tuple[list[Chunk], dak.Array]]:
     """One dask-awkward collection of packed skim output per file, one partition per chunk.
 
-    A file whose structure cannot be read raises :class:`~diffana.errors.InputFileError`, or is
-    appended to ``errors`` with its chunks when a list is given.
+    ``forms`` maps a file to the JSON of its tree's uproot form (``ChunkedFileset.forms``); a file
+    without one is opened here to read it. A file whose structure cannot be read raises
+    :class:`~diffana.errors.InputFileError`, or is appended to ``errors`` with its chunks when a
+    list is given.
     """
     from coffea.nanoevents import NanoEventsFactory
 
-    options = {"handler": CountingSource, **(uproot_options or {})}
+    forms = forms or {}
     out = []
     for (_, file, treename), group in _group_by_file(chunks).items():
         steps = [[c.entry_start, c.entry_stop] for c in group]
+        options = {"handler": CountingSource, **(uproot_options or {})}
+        form = forms.get(file)
         try:
             with warnings.catch_warnings():
                 # NanoAODSchema warns about cross-references of collections a skim never touches
@@ -85,6 +94,7 @@ def skim_collections(
                     schemaclass=_schema(processor),
                     mode="dask",
                     uproot_options=options,
+                    known_base_form=None if form is None else ak.forms.from_json(form),
                 ).events()
         except Exception as exc:
             msg = f"dataset {group[0].dataset!r}, file {file}: cannot build NanoEvents ({type(exc).__name__}: {exc})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import awkward as ak
 import pytest
 import uproot
 from hypothesis import given
@@ -49,7 +50,7 @@ def test_fileset_forms_and_relative_json_paths(tmp_path):
 
 
 def test_chunks_match_uproot_entry_counts(toy_fileset, local_client):
-    chunks, bad, sizes = chunk_fileset(toy_fileset, 400)
+    chunks, bad, sizes, _ = chunk_fileset(toy_fileset, 400)
     assert bad == []
     for dataset, entry in toy_fileset.items():
         for file in entry["files"]:
@@ -62,9 +63,30 @@ def test_chunks_match_uproot_entry_counts(toy_fileset, local_client):
             )
             assert sizes[file] == uproot.open(file).file.fEND
     assert len({c.file_id for c in chunks}) == 3
-    on_cluster, _, _ = chunk_fileset(toy_fileset, 400, client=local_client)
+    on_cluster, _, _, _ = chunk_fileset(toy_fileset, 400, client=local_client)
     assert on_cluster == chunks
     assert [c.file_id for c in on_cluster] == [c.file_id for c in chunks]
+
+
+@pytest.mark.filterwarnings("ignore:Running on a single-machine scheduler:UserWarning")
+def test_forms_are_those_coffeas_preprocess_saves(shared, toy_fileset, local_client):
+    from coffea.dataset_tools import preprocess_legacy
+    from coffea.util import decompress_form
+
+    real = str(shared / "data" / "nanoAOD_2015_CMS_Open_Data_ttbar.root")
+    fileset = {**toy_fileset, "real": {"files": {real: "Events"}}}
+    for client in (None, local_client):
+        _, _, _, forms = chunk_fileset(fileset, 400, client=client)
+        assert set(forms) == {f for e in fileset.values() for f in e["files"]}
+        for dataset, entry in fileset.items():
+            saved, _ = preprocess_legacy(
+                {dataset: {"files": dict.fromkeys(entry["files"], "Events")}},
+                save_form=True,
+                scheduler="sync",  # in this process, beside the test's LocalCluster
+            )
+            theirs = ak.forms.from_json(decompress_form(saved[dataset]["form"]))
+            for file in entry["files"]:
+                assert ak.forms.from_json(forms[file]) == theirs
 
 
 def test_bad_files_raise_or_are_set_aside(toy_fileset, tmp_path):
@@ -73,7 +95,7 @@ def test_bad_files_raise_or_are_set_aside(toy_fileset, tmp_path):
         InputFileError, match=r"dataset 'ghost', file .*ghost\.root: the file does not exist"
     ):
         chunk_fileset(fileset, 500)
-    chunks, bad, _ = chunk_fileset(fileset, 500, skip_bad_files=True)
+    chunks, bad, _, _ = chunk_fileset(fileset, 500, skip_bad_files=True)
     assert len(chunks) == 9
     assert [(s.dataset, type(e)) for s, e in bad] == [("ghost", InputFileError)]
     with pytest.raises(DatasetError, match="chunk_size must be a positive"):
