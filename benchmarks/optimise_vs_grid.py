@@ -4,7 +4,9 @@ Both search the AGC workflow's parameters for the best hard objective (sigma of 
 default):
 
 - **gradient**: ``diffana run``'s loop (Adam on the soft objective, forward-mode Jacobians on the
-  workers), then one hard pass at its final point;
+  workers), then, as ``diffana run`` does with the workflow's ``optimizer.polish``, hard lines
+  through its end point, one parameter at a time (``diffana.scan.polish_session``); the hard
+  objective at the loop's own end point is reported too (``objective_gradient_only_hard``);
 - **grid**: ``diffana scan``: ``--grid`` points per parameter (bounds included), one hard pass and
   one objective evaluation per point.
 
@@ -32,7 +34,7 @@ from rich.console import Console
 
 def main() -> None:
     from diffana.config import load_workflow
-    from diffana.scan import scan_session
+    from diffana.scan import polish_session, scan_session
     from diffana.session import open_session
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,7 +72,13 @@ def main() -> None:
                 f"step {r['step'] + 1}/{spec.steps}: {objective.sign * r['loss']:.5g} {r['params']}"
             ),
         )
-        gradient_hard = session.hard_value(result.params)
+        if spec.polish is not None:
+            polish = polish_session(session, result.params, spec.polish)
+            gradient_only, gradient_hard = polish["start_objective"], polish["objective"]
+            gradient_params = polish["params"]
+        else:
+            gradient_only = gradient_hard = session.hard_value(result.params, value_only=True)
+            gradient_params = result.params
         gradient_seconds = time.perf_counter() - start
         gradient_passes, gradient_events = passes_since(n0)
 
@@ -86,7 +94,12 @@ def main() -> None:
         "events_per_sample": workflow.dataset.events_per_sample,
         "objective_initial_hard": initial,
         "objective_gradient_hard": gradient_hard,
-        "gradient_params": result.params,
+        "gradient_params": gradient_params,
+        "objective_gradient_only_hard": gradient_only,
+        "gradient_only_params": result.params,
+        "relative_difference_gradient_only": objective.sign
+        * (gradient_only - grid_best)
+        / abs(grid_best),
         "gradient_steps": len(result.history),
         "objective_grid_best": grid_best,
         "grid_best_params": grid["best_params"],
@@ -102,7 +115,8 @@ def main() -> None:
         "events_fraction": gradient_events / grid_events if grid_events else math.nan,
     }
     console.print(
-        f"initial {initial:.5g}; gradient {gradient_hard:.5g} at {result.params} in "
+        f"initial {initial:.5g}; gradient {gradient_only:.5g} at {result.params}, with the hard"
+        f" lines {gradient_hard:.5g} at {gradient_params}, in "
         f"{gradient_seconds:.0f} s; grid {grid_best:.5g} at {grid['best_params']} in "
         f"{grid_seconds:.0f} s ({len(grid['points'])} points)"
     )

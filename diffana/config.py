@@ -60,6 +60,7 @@ __all__ = [
     "OptimizerSpec",
     "OutputsSpec",
     "ParameterSpec",
+    "PolishSpec",
     "ProcessorSpec",
     "ScanSpec",
     "SyntheticDataset",
@@ -342,6 +343,15 @@ class EarlyStopping(_Model):
     min_delta: float = Field(1e-3, ge=0)
 
 
+class PolishSpec(_Model):
+    """After the gradient, a coordinate search on the hard objective: each optimised parameter in
+    turn over ``points`` values of its range (bounds included) and its current value, the others
+    held, moved to the best; ``sweeps`` rounds at most, fewer if a round moves nothing."""
+
+    points: int = Field(10, ge=2)
+    sweeps: int = Field(1, ge=1)
+
+
 class OptimizerSpec(_Model):
     """An optax optimiser on parameters in units of their scales, projected into their bounds."""
 
@@ -352,6 +362,7 @@ class OptimizerSpec(_Model):
     early_stopping: EarlyStopping | None = EarlyStopping()
     hard_every: int = Field(0, ge=0)
     select: Literal["last", "best"] = "last"
+    polish: PolishSpec | None = None
 
 
 class ScanSpec(_Model):

@@ -20,7 +20,7 @@ import mplhep
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_soft_vs_hard", "plot_stacked", "plot_trajectories", "save"]
+__all__ = ["plot_polish", "plot_soft_vs_hard", "plot_stacked", "plot_trajectories", "save"]
 
 _STYLE = [mplhep.style.CMS, {"font.size": 14, "axes.titlesize": 14, "legend.fontsize": 11}]
 
@@ -167,4 +167,32 @@ def plot_soft_vs_hard(
         twin.plot(steps, [r["hardness"] for r in history], ":", color="grey")
         twin.set_ylabel("hardness", color="grey")
         ax.legend()
+    return fig
+
+
+def plot_polish(
+    lines: Sequence[Mapping[str, Any]],
+    chosen: Mapping[str, float],
+    *,
+    objective: str = "objective",
+    units: Mapping[str, str] | None = None,
+) -> Figure:
+    """The hard objective along each line of the polish (one panel per parameter, one curve per
+    sweep), the line's starting value and the value chosen marked."""
+    names = list(dict.fromkeys(line["parameter"] for line in lines))
+    with mpl.style.context(_STYLE):
+        fig = Figure(figsize=(4.0 * max(len(names), 1), 3.6), layout="constrained")
+        axes = fig.subplots(1, max(len(names), 1), squeeze=False)[0]
+        for ax, name in zip(axes, names, strict=False):
+            for line in (ln for ln in lines if ln["parameter"] == name):
+                values = np.asarray(line["values"])
+                stats = np.asarray(line["objective"], dtype=float)
+                (curve,) = ax.plot(values, stats, "o-", ms=3, label=f"sweep {line['sweep'] + 1}")
+                start = line["through"][name]
+                ax.plot([start], stats[values == start], "s", color=curve.get_color(), mfc="none")
+            ax.axvline(chosen[name], color="black", ls=":", label="chosen")
+            unit = (units or {}).get(name, "")
+            ax.set_xlabel(f"{name} [{unit}]" if unit else name)
+            ax.set_ylabel(f"{objective} (hard)")
+        axes[0].legend(fontsize="small")
     return fig

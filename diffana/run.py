@@ -4,9 +4,11 @@
 2. the hard pass at the initial parameters (the AGC's cuts) and the objective built from it;
 3. the optimisation loop (:func:`diffana.pipeline.loop.optimise`) on the soft objective, one line
    per step, a checkpoint after every step (``--resume`` continues from it);
-4. the hard pass at the final parameters; for both points the histograms, the pyhf workspace, the
+4. with ``optimizer.polish``, hard lines through the gradient's end point, one parameter at a time
+   (:func:`diffana.scan.polish_session`), whose best point is the final one;
+5. the hard pass at the final parameters; for both points the histograms, the pyhf workspace, the
    fit of the pseudo-data and the plots (:mod:`diffana.report`, :mod:`diffana.plotting`);
-5. ``OUTPUT/result.json`` and a summary table.
+6. ``OUTPUT/result.json`` and a summary table.
 """
 
 from __future__ import annotations
@@ -116,8 +118,9 @@ def run_workflow(
     workflow_path: str | None = None,
 ) -> dict[str, Any]:
     """Run the main job of ``workflow`` (see the module docstring); returns ``result.json``'s dict."""
-    from diffana.plotting import plot_soft_vs_hard, plot_trajectories, save
+    from diffana.plotting import plot_polish, plot_soft_vs_hard, plot_trajectories, save
     from diffana.report import hard_evaluation, hard_result, write_hard
+    from diffana.scan import polish_session
 
     start = time.perf_counter()
     console = console or Console(stderr=True)
@@ -137,8 +140,16 @@ def run_workflow(
             on_step=_step_line(session, workflow.optimizer.steps, [loop_start]),
         )
         loop_seconds = time.perf_counter() - loop_start
+        polish, final_params = None, result.params
+        if workflow.optimizer.polish is not None:
+            polish = polish_session(session, result.params, workflow.optimizer.polish)
+            final_params = polish["params"]
+            console.print(
+                f"hard lines: {objective.kind} {polish['start_objective']:.5g} at the gradient's"
+                f" point, {polish['objective']:.5g} at {final_params}"
+            )
         hard_start = time.perf_counter()
-        final = hard_evaluation(engine, objective, result.params)
+        final = hard_evaluation(engine, objective, final_params)
         initial = hard_result(objective, init, session.initial_histograms)
         hard_seconds = time.perf_counter() - hard_start
         compute = _engine_compute(session)
@@ -149,13 +160,19 @@ def run_workflow(
         )
         paths.update({f"{key}_{tag}": value for key, value in written.items()})
     history = _history(result.history, objective.sign)
-    hard_points = {0: initial.objective, history[-1]["step"]: final.objective}
+    gradient_hard = final.objective if polish is None else polish["start_objective"]
+    hard_points = {0: initial.objective, history[-1]["step"]: gradient_hard}
     if workflow.outputs.plots:
         units = {p.name: p.unit for p in session.parameters}
         fig = plot_trajectories(history, objective=objective.kind, units=units, hard=hard_points)
         paths["trajectories"] = [str(p) for p in save(fig, out / "trajectories", formats)]
         fig = plot_soft_vs_hard(history, objective=objective.kind, hard=hard_points)
         paths["soft_vs_hard"] = [str(p) for p in save(fig, out / "soft_vs_hard", formats)]
+        if polish is not None:
+            fig = plot_polish(
+                polish["lines"], polish["params"], objective=objective.kind, units=units
+            )
+            paths["polish"] = [str(p) for p in save(fig, out / "polish", formats)]
     paths["checkpoint"] = str(out / CHECKPOINT)
     report = engine.report
     doc = {
@@ -168,6 +185,9 @@ def run_workflow(
         "objective_final_hard": final.objective,
         "objective_initial_soft": history[0]["objective"],
         "objective_final_soft": history[-1]["objective"],
+        "gradient_params": result.params,
+        "objective_gradient_hard": gradient_hard,
+        "polish": polish,
         "objective_history": [h["objective"] for h in history],
         "history": history,
         "stopped": result.stopped,
@@ -181,6 +201,7 @@ def run_workflow(
         "timings": {
             **{k: round(v, 3) for k, v in session.timings.items()},
             "optimisation": round(loop_seconds, 3),
+            "polish": round(polish["compute"]["wall_seconds"], 3) if polish else 0.0,
             "hard_evaluation": round(hard_seconds, 3),
             "total": round(time.perf_counter() - start, 3),
         },
@@ -202,6 +223,12 @@ def summary_table(doc: Mapping[str, Any]) -> Table:
         f"{doc['objective_initial_hard']:.5g}",
         f"{doc['objective_final_hard']:.5g}",
     )
+    if doc.get("polish"):
+        table.add_row(
+            f"{doc['objective']} (hard) at the gradient's end",
+            "",
+            f"{doc['objective_gradient_hard']:.5g}",
+        )
     table.add_row(
         f"{doc['objective']} (soft)",
         f"{doc['objective_initial_soft']:.5g}",
@@ -218,7 +245,8 @@ def summary_table(doc: Mapping[str, Any]) -> Table:
     table.caption = (
         f"{doc['steps']} steps ({doc['stopped']}); {doc['events']['read']:,} events read, "
         f"{doc['events']['kept']:,} kept; total {t['total']:.1f} s (dataset {t['dataset']:.1f} s, "
-        f"skim {t['skim']:.1f} s, optimisation {t['optimisation']:.1f} s); "
+        f"skim {t['skim']:.1f} s, optimisation {t['optimisation']:.1f} s, hard lines"
+        f" {t['polish']:.1f} s); "
         f"results in {Path(doc['paths']['result']).parent}"
     )
     return table

@@ -5,6 +5,12 @@ included, evenly spaced), every point a hard pass over the skimmed blocks and th
 histograms. It reports the best point and its compute: wall time, number of passes over the data
 and events evaluated, so the gradient optimisation of ``diffana run`` can be compared with it
 (``benchmarks/optimise_vs_grid.py``).
+
+:func:`polish_session` is the same hard evaluation along lines: from the gradient's end point, one
+parameter at a time over its range. The hard objective is a step function of the cuts whose
+statistical scatter (the modelling variations are independent samples) makes local minima closer
+together than the soft cuts' width, which the gradient cannot tell apart; a line per parameter costs
+``points`` hard passes, where the grid costs ``points`` to the power of the parameters.
 """
 
 from __future__ import annotations
@@ -22,10 +28,17 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from diffana.config import Workflow, load_workflow
+from diffana.config import PolishSpec, Workflow, load_workflow
 from diffana.session import Session, open_session
 
-__all__ = ["SCAN_RESULT", "command", "grid_points", "scan_session", "scan_workflow"]
+__all__ = [
+    "SCAN_RESULT",
+    "command",
+    "grid_points",
+    "polish_session",
+    "scan_session",
+    "scan_workflow",
+]
 
 SCAN_RESULT = "scan.json"
 
@@ -79,6 +92,75 @@ def scan_session(session: Session, grid: int, *, progress: bool = True) -> dict[
         "best_objective": None if best is None else values[best],
         "compute": {
             "wall_seconds": seconds,
+            "passes": len(steps),
+            "kernel_seconds": sum(s.seconds for s in steps),
+            "events_evaluated": sum(s.events for s in steps),
+        },
+    }
+
+
+def polish_session(
+    session: Session, params: dict[str, float], spec: PolishSpec, *, progress: bool = True
+) -> dict[str, Any]:
+    """Coordinate search on the hard objective from ``params`` (see :class:`PolishSpec`).
+
+    Returns the point reached and its objective, the start and its objective, every line (the
+    parameter, the point it went through, the values tried and their objective; non-finite where
+    the model is invalid) and the compute spent. A point is evaluated once however often the lines
+    cross it; a move needs a strictly better objective.
+    """
+    objective = session.objective
+    names = [p.name for p in session.free]
+    axes = {p.name: np.linspace(p.bounds[0], p.bounds[1], spec.points) for p in session.free}
+    seen: dict[tuple[float, ...], float] = {}
+    steps_before = len(session.engine.report.steps)
+    start = time.perf_counter()
+
+    def value(point: dict[str, float]) -> float:
+        key = tuple(point[n] for n in names)
+        if key not in seen:
+            seen[key] = session.hard_value(point, value_only=True)
+        return seen[key]
+
+    def loss(statistic: float) -> float:
+        return objective.sign * statistic if math.isfinite(statistic) else math.inf
+
+    current = {**params}
+    start_objective = value(current)
+    best = loss(start_objective)
+    lines = []
+    with Progress(console=session.console, disable=not progress, transient=True) as bar:
+        task = bar.add_task("hard lines through the gradient's point", total=None)
+        for sweep in range(spec.sweeps):
+            moved = False
+            for name in names:
+                values = sorted({*map(float, axes[name]), current[name]})
+                objectives = [value({**current, name: v}) for v in values]
+                bar.advance(task, len(values))
+                lines.append(
+                    {
+                        "parameter": name,
+                        "sweep": sweep,
+                        "through": dict(current),
+                        "values": values,
+                        "objective": objectives,
+                    }
+                )
+                losses = [loss(o) for o in objectives]
+                i = int(np.argmin(losses))
+                if losses[i] < best:
+                    current, best, moved = {**current, name: values[i]}, losses[i], True
+            if not moved:
+                break
+    steps = session.engine.report.steps[steps_before:]
+    return {
+        "params": current,
+        "objective": objective.sign * best if math.isfinite(best) else math.nan,
+        "start_params": dict(params),
+        "start_objective": start_objective,
+        "lines": lines,
+        "compute": {
+            "wall_seconds": time.perf_counter() - start,
             "passes": len(steps),
             "kernel_seconds": sum(s.seconds for s in steps),
             "events_evaluated": sum(s.events for s in steps),

@@ -93,6 +93,14 @@ def _error(data: dict, source: str = "w.yaml") -> str:
         ),
         (lambda d: d["optimizer"].update(steps=0), "optimizer.steps: Input should be greater than"),
         (
+            lambda d: d["optimizer"].update(polish={"points": 1}),
+            "optimizer.polish.points: Input should be greater than or equal to 2",
+        ),
+        (
+            lambda d: d["optimizer"].update(polish={"point": 5}),
+            "optimizer.polish.point: unknown key (did you mean 'points'?)",
+        ),
+        (
             lambda d: d["dataset"].update(events_per_sample=-5),
             "dataset.events_per_sample: Input should be greater than 0",
         ),

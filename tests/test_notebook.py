@@ -22,6 +22,7 @@ SHARED_TMP = Path(tempfile.gettempdir()) / "diffana-tests-run"
 def test_notebook_optimises_the_cuts_on_a_tiny_dataset(monkeypatch):
     monkeypatch.setenv("DIFFANA_NOTEBOOK_EVENTS", "20000")
     monkeypatch.setenv("DIFFANA_NOTEBOOK_STEPS", "3")
+    monkeypatch.setenv("DIFFANA_NOTEBOOK_LINE_POINTS", "2")
     monkeypatch.setenv("DIFFANA_NOTEBOOK_DATA", str(SHARED_TMP / "data"))
     monkeypatch.setenv("DIFFANA_NOTEBOOK_CLUSTER", "inprocess")
     # the kernel is this Python (its ipykernel), and JAX in it on one thread as in the tests
@@ -41,7 +42,7 @@ def test_notebook_optimises_the_cuts_on_a_tiny_dataset(monkeypatch):
         for o in outputs
         if o.output_type in ("display_data", "execute_result") and "image/png" in o.get("data", {})
     ]
-    assert len(images) >= 3  # trajectories, soft vs hard, stacked histograms
+    assert len(images) >= 4  # hard lines, trajectories, soft vs hard, stacked histograms
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     summary = json.loads(text.strip().splitlines()[-1])
     assert summary["steps"] == 3
@@ -49,4 +50,5 @@ def test_notebook_optimises_the_cuts_on_a_tiny_dataset(monkeypatch):
     assert set(summary["final_params"]) == set(summary["initial_params"])
     assert math.isfinite(summary["objective_initial_hard"])
     assert math.isfinite(summary["objective_final_hard"])
+    assert summary["objective_final_hard"] <= summary["objective_gradient_hard"] * (1 + 1e-9)
     assert summary["fit"]["poi"] == "ttbar_norm"

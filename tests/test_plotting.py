@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from diffana.plotting import plot_soft_vs_hard, plot_stacked, plot_trajectories, save
+from diffana.plotting import (
+    plot_polish,
+    plot_soft_vs_hard,
+    plot_stacked,
+    plot_trajectories,
+    save,
+)
 
 
 def _hist(values, edges=(0.0, 1.0, 2.0, 3.0)) -> hist.Hist:
@@ -77,6 +83,23 @@ def test_soft_vs_hard_shows_both_and_the_hardness():
     np.testing.assert_allclose(main.lines[1].get_xdata(), [0, 2])  # hard points sorted by step
     np.testing.assert_allclose(main.lines[1].get_ydata(), [1.2, 0.9])
     np.testing.assert_allclose(twin.lines[0].get_ydata(), [1, 2, 3, 4, 5])
+
+
+def test_polish_plot_shows_each_line_and_the_choice():
+    lines = [
+        {"parameter": "a", "sweep": 0, "through": {"a": 1.0, "b": 0.5},
+         "values": [0.0, 1.0, 2.0], "objective": [0.3, 0.2, 0.25]},
+        {"parameter": "b", "sweep": 0, "through": {"a": 1.0, "b": 0.5},
+         "values": [0.0, 0.5, 1.0], "objective": [0.15, 0.2, float("nan")]},
+    ]  # fmt: skip
+    fig = plot_polish(lines, {"a": 1.0, "b": 0.0}, objective="sigma", units={"a": "GeV"})
+    first, second = fig.axes
+    np.testing.assert_allclose(first.lines[0].get_ydata(), [0.3, 0.2, 0.25])
+    np.testing.assert_allclose(first.lines[1].get_ydata(), [0.2])  # where the line started
+    np.testing.assert_allclose(first.lines[2].get_xdata(), [1.0, 1.0])  # the value chosen
+    np.testing.assert_allclose(second.lines[2].get_xdata(), [0.0, 0.0])
+    assert first.get_xlabel() == "a [GeV]"
+    assert second.get_ylabel() == "sigma (hard)"
 
 
 def test_save_writes_png_and_pdf(stacked, tmp_path):

@@ -32,7 +32,8 @@ def _workflow(folder: Path, steps: int, data: Path) -> Path:
         f"dataset: {{kind: synthetic, folder: {data}, events_per_sample: 20000, files_per_sample: 1, jobs: 1}}\n"
         "cluster: {kind: inprocess}\n"
         "engine: {chunk_size: 50000, compilation_cache: null}\n"
-        f"optimizer: {{steps: {steps}, learning_rate: 0.3, hardness: {{schedule: geometric, start: 4.0, end: 8.0}}}}\n"
+        f"optimizer: {{steps: {steps}, learning_rate: 0.3, hardness: {{schedule: geometric, start: 4.0, end: 8.0}},"
+        " polish: {points: 2, sweeps: 2}}\n"
         "scan: {grid: 2}\n"
     )
     return path
@@ -98,15 +99,30 @@ def test_result_has_the_documented_keys_and_files(runs):
     assert set(doc["initial_params"]) == {"lepton_pt", "jet_pt", "btag"}
     assert doc["initial_params"] == {"lepton_pt": 30.0, "jet_pt": 30.0, "btag": 0.5}
     assert len(doc["objective_history"]) == 4
-    assert doc["final_params"] == doc["history"][-1]["params"]
+    assert doc["gradient_params"] == doc["history"][-1]["params"]
     assert math.isfinite(doc["objective_initial_hard"])
     assert math.isfinite(doc["objective_final_hard"])
+    # the hard lines start at the gradient's point and end at the final one, the best they saw
+    polish = doc["polish"]
+    assert polish["start_params"] == doc["gradient_params"]
+    assert polish["params"] == doc["final_params"]
+    assert polish["start_objective"] == pytest.approx(doc["objective_gradient_hard"], rel=1e-12)
+    seen = [v for line in polish["lines"] for v in line["objective"] if math.isfinite(v)]
+    assert doc["objective_final_hard"] == pytest.approx(min(seen), rel=1e-9)
+    assert doc["objective_final_hard"] <= doc["objective_gradient_hard"] * (1 + 1e-9)
+    first = polish["lines"][:3]
+    assert [line["parameter"] for line in first] == ["lepton_pt", "jet_pt", "btag"]
+    assert {20.0, 60.0} <= set(first[0]["values"])
+    assert {0.2, 0.9} <= set(first[2]["values"])
+    assert len(polish["lines"]) in (3, 6)  # a second sweep only if the first moved
+    at = first[0]["values"].index(doc["gradient_params"]["lepton_pt"])
+    assert first[0]["objective"][at] == polish["start_objective"]
     assert doc["fit"]["poi"] == "ttbar_norm"
     assert {"ttbar_norm", "uncertainty"} <= set(doc["fit"])
     paths = doc["paths"]
     for key in ("workspace_initial", "workspace_final", "histograms_final", "checkpoint"):
         assert Path(paths[key]).is_file(), key
-    for key in ("stacked_initial", "stacked_final", "trajectories", "soft_vs_hard"):
+    for key in ("stacked_initial", "stacked_final", "trajectories", "soft_vs_hard", "polish"):
         assert all(Path(p).is_file() for p in paths[key]), key
     workspace = json.loads(Path(paths["workspace_final"]).read_text())
     assert [c["name"] for c in workspace["channels"]] == ["4j1b CR", "4j2b SR"]
