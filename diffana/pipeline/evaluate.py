@@ -17,7 +17,6 @@ the same additions in the same order, so all give the same numbers.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
@@ -206,16 +205,10 @@ def evaluate_chunk(
 ) -> Partial:
     """Run the kernel over every block of one chunk and name its histograms (on a worker).
 
-    ``blocks`` may also be a reference to blocks on disk (anything with a ``load()`` method); the
-    heap the loaded blocks took is then handed back to the system (see :func:`_release_heap`).
+    ``blocks`` may also be a reference to blocks on disk (anything with a ``load()`` method).
     """
     if not isinstance(blocks, ChunkBlocks):
-        loaded = blocks.load()
-        try:
-            return evaluate_chunk(loaded, processor, fingerprint, theta, hardness, kind, cotangent)
-        finally:
-            del loaded
-            _release_heap()
+        blocks = blocks.load()
     hard = math.isinf(hardness)
     run = kernel(processor, fingerprint, kind, hard)
     theta_j = jnp.asarray(theta, dtype=jnp.float64)
@@ -264,28 +257,3 @@ def evaluate_chunk(
             part = HistPart(arrays[0], arrays[1], *meta[key], *jacs)
             hists[name] = hists[name] + part if name in hists else part
     return Partial(hists, grad, sum(blocks.kept.values()))
-
-
-def _release_heap() -> None:
-    """glibc's ``malloc_trim(0)``: return the free heap to the system (a no-op without glibc).
-
-    Blocks loaded from disk are below the workers' 32 MiB mmap threshold (``cluster.MALLOC_ENV``),
-    so they come from the heap, and a worker loading one chunk after another kept the freed heap:
-    its peak RSS grew with the number of chunks, not with the chunk size.
-    """
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
-@functools.cache
-def _libc() -> Any:
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
