@@ -73,12 +73,14 @@ def skim_collections(
     """
     from coffea.nanoevents import NanoEventsFactory
 
-    forms = forms or {}
+    options = {"handler": CountingSource, **(uproot_options or {})}
+    parsed: dict[str, Any] = {}  # files of one layout share a form
     out = []
     for (_, file, treename), group in _group_by_file(chunks).items():
         steps = [[c.entry_start, c.entry_stop] for c in group]
-        options = {"handler": CountingSource, **(uproot_options or {})}
-        form = forms.get(file)
+        form = (forms or {}).get(file)
+        if form is not None and form not in parsed:
+            parsed[form] = ak.forms.from_json(form)
         try:
             with warnings.catch_warnings():
                 # NanoAODSchema warns about cross-references of collections a skim never touches
@@ -94,7 +96,7 @@ def skim_collections(
                     schemaclass=_schema(processor),
                     mode="dask",
                     uproot_options=options,
-                    known_base_form=None if form is None else ak.forms.from_json(form),
+                    known_base_form=None if form is None else parsed[form],
                 ).events()
         except Exception as exc:
             msg = f"dataset {group[0].dataset!r}, file {file}: cannot build NanoEvents ({type(exc).__name__}: {exc})"
