@@ -43,6 +43,22 @@ __all__ = [
 SCAN_RESULT = "scan.json"
 
 
+def _axes(session: Session, points: int) -> dict[str, np.ndarray]:
+    """``points`` evenly spaced values of each optimised parameter's range, bounds included."""
+    return {p.name: np.linspace(p.bounds[0], p.bounds[1], points) for p in session.free}
+
+
+def _compute(session: Session, steps_before: int, start: float) -> dict[str, Any]:
+    """Wall time since ``start`` and the engine passes made since ``steps_before`` of them."""
+    steps = session.engine.report.steps[steps_before:]
+    return {
+        "wall_seconds": time.perf_counter() - start,
+        "passes": len(steps),
+        "kernel_seconds": sum(s.seconds for s in steps),
+        "events_evaluated": sum(s.events for s in steps),
+    }
+
+
 def grid_points(session: Session, grid: int) -> list[dict[str, float]]:
     """Every point of the grid: ``grid`` values per optimised parameter, the others at init.
 
@@ -54,11 +70,10 @@ def grid_points(session: Session, grid: int) -> list[dict[str, float]]:
         >>> grid_points(s, 3)
         [{'a': 0.0, 'b': 5.0}, {'a': 1.0, 'b': 5.0}, {'a': 2.0, 'b': 5.0}]
     """
-    axes = [np.linspace(p.bounds[0], p.bounds[1], grid) for p in session.free]
-    names = [p.name for p in session.free]
+    axes = _axes(session, grid)
     return [
-        {**session.initial_params, **dict(zip(names, map(float, values), strict=True))}
-        for values in itertools.product(*axes)
+        {**session.initial_params, **dict(zip(axes, map(float, values), strict=True))}
+        for values in itertools.product(*axes.values())
     ]
 
 
@@ -74,8 +89,7 @@ def scan_session(session: Session, grid: int, *, progress: bool = True) -> dict[
         for params in points:
             values.append(session.hard_value(params, value_only=True))
             bar.advance(task)
-    seconds = time.perf_counter() - start
-    steps = session.engine.report.steps[steps_before:]
+    compute = _compute(session, steps_before, start)
     finite = [i for i, v in enumerate(values) if math.isfinite(v)]
     if not finite:
         best = None
@@ -90,12 +104,7 @@ def scan_session(session: Session, grid: int, *, progress: bool = True) -> dict[
         "invalid_points": len(points) - len(finite),
         "best_params": None if best is None else points[best],
         "best_objective": None if best is None else values[best],
-        "compute": {
-            "wall_seconds": seconds,
-            "passes": len(steps),
-            "kernel_seconds": sum(s.seconds for s in steps),
-            "events_evaluated": sum(s.events for s in steps),
-        },
+        "compute": compute,
     }
 
 
@@ -110,8 +119,8 @@ def polish_session(
     cross it; a move needs a strictly better objective.
     """
     objective = session.objective
-    names = [p.name for p in session.free]
-    axes = {p.name: np.linspace(p.bounds[0], p.bounds[1], spec.points) for p in session.free}
+    axes = _axes(session, spec.points)
+    names = list(axes)
     seen: dict[tuple[float, ...], float] = {}
     steps_before = len(session.engine.report.steps)
     start = time.perf_counter()
@@ -152,19 +161,13 @@ def polish_session(
                     current, best, moved = {**current, name: values[i]}, losses[i], True
             if not moved:
                 break
-    steps = session.engine.report.steps[steps_before:]
     return {
         "params": current,
-        "objective": objective.sign * best if math.isfinite(best) else math.nan,
+        "objective": value(current),
         "start_params": dict(params),
         "start_objective": start_objective,
         "lines": lines,
-        "compute": {
-            "wall_seconds": time.perf_counter() - start,
-            "passes": len(steps),
-            "kernel_seconds": sum(s.seconds for s in steps),
-            "events_evaluated": sum(s.events for s in steps),
-        },
+        "compute": _compute(session, steps_before, start),
     }
 
 

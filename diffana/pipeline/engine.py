@@ -349,7 +349,7 @@ class Engine:
         That chunk's kernels (one per block layout; a chunk of a nominal sample has them all) then
         compile on one worker and the others read them from the cache, instead of every worker
         compiling the same programs at the same time: on the 2-core machine two workers compiling
-        at once took 77 s where one took 40 s.
+        at once took 77 s where one took 45 s.
         """
         key = (kind, math.isinf(hardness))
         if key in self._compiled:
