@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -136,6 +137,37 @@ def test_phase_two_reads_no_file_and_compiles_once_per_shape(toy_engines, local_
     engine.evaluate({**PARAMS, "jet_pt": 41.0}, hardness=5.0)
     engine.evaluate({**PARAMS, "btag": 0.55}, hardness=3.0)
     assert value_kernel._cache_size() == compiled  # new parameters and hardness: no compilation
+
+
+def test_first_pass_on_one_chunk_gives_the_same_histograms(toy, toy_fileset, toy_engines, tmp_path):
+    # with a compilation cache folder, the first pass of each kernel kind runs one chunk alone
+    # before the others (Engine._compile_first); the sums are those of the in-process engine
+    from diffana.pipeline.engine import Engine
+
+    local = toy_engines["local"]
+    before = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+    try:
+        engine = Engine(toy.Processor(), toy_fileset, cluster=local.client, chunk_size=500)
+        with engine:
+            engine.skim()
+            assert engine._compile_first("value", 2.0)
+            assert not engine._compile_first("value", 2.0)  # once per kind
+            engine._compiled.clear()
+            got = engine.evaluate(PARAMS, hardness=2.0)
+            (_, jac) = engine.jacobian(PARAMS, hardness=2.0)
+            assert engine._compiled == {("value", False), ("jvp", False)}
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+    inproc = toy_engines["inprocess"]
+    want, (_, want_jac) = (
+        inproc.evaluate(PARAMS, hardness=2.0),
+        inproc.jacobian(PARAMS, hardness=2.0),
+    )
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_allclose(got[name].sumw, want[name].sumw, rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(jac[name].sumw, want_jac[name].sumw, rtol=1e-12, atol=1e-12)
 
 
 def test_report_counts_chunks_events_branches_and_bytes(toy_engines, toy_fileset):
