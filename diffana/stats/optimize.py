@@ -113,6 +113,7 @@ class _State(NamedTuple):
     done: Array
     free: Array
     value: Array
+    hold: Array
 
 
 Derivatives = Callable[[Array, int], tuple[Array, ...]]
@@ -143,6 +144,34 @@ def autodiff_derivatives(fun: Callable[[Array], Array], kinks=None) -> Derivativ
         return value, grad, hess, jax.grad(fun)(jnp.where(jnp.asarray(kinks), -x, x))
 
     return derivs
+
+
+def _damped_cholesky(hess, free, lam):
+    """Cholesky factor of the free block of ``hess + lam D``, ``lam`` raised tenfold until it exists.
+
+    Only factorisations are repeated (no new derivatives): ``lam`` starts at the iteration's value
+    and stops above ``_LAMBDA_MAX`` (then ``factored`` is false).
+    """
+    eye = jnp.eye(hess.shape[0], dtype=hess.dtype)
+    h_free = jnp.where(free[:, None] & free[None, :], hess, eye)
+    scale = jnp.diag(jnp.maximum(jnp.abs(jnp.diag(h_free)), 1e-12))
+
+    def factor(lam):
+        chol = jnp.linalg.cholesky(h_free + lam * scale)
+        return chol, jnp.all(jnp.isfinite(chol))
+
+    def raise_lam(carry):
+        lam = jnp.maximum(carry[0] * 10.0, 1e-6)
+        return (lam, *factor(lam))
+
+    lam, chol, factored = lax.while_loop(
+        lambda c: ~c[2] & (c[0] <= _LAMBDA_MAX), raise_lam, (lam, *factor(lam))
+    )
+    return lam, jnp.where(factored, chol, eye), factored
+
+
+def _solve(chol, g, free):
+    return -jax.scipy.linalg.cho_solve((chol, True), jnp.where(free, g, 0.0))
 
 
 def _line_search(derivs, x, f, g, d, project, side):
@@ -221,25 +250,27 @@ def minimize(
         else:
             flip = jnp.zeros_like(fixed)
         any_flip = jnp.any(flip)
-        # active set and Newton direction on the free parameters
-        at_lo = (x <= lo + eps) & (g > 0)
-        at_hi = (x >= hi - eps) & (g < 0)
+        # active set and Newton direction on the free parameters; ``hold``: parameters on a bound
+        # whose Newton step pointed out of the box, held there while the gradient predicted after
+        # the step still points out (without it they enter and leave the active set on alternate
+        # iterations, each time with a projected step that needs halvings)
+        on_lo, on_hi = x <= lo + eps, x >= hi - eps
+        held = state.hold & (on_lo | on_hi)
+        at_lo = on_lo & ((g > 0) | held)
+        at_hi = on_hi & ((g < 0) | held)
         active = fixed | at_lo | at_hi
         free = ~active
-        both = free[:, None] & free[None, :]
-        eye = jnp.eye(x.shape[0], dtype=x.dtype)
-        h_free = jnp.where(both, hess, eye)
-        scale = jnp.maximum(jnp.abs(jnp.diag(h_free)), 1e-12)
-        chol = jnp.linalg.cholesky(h_free + state.lam * jnp.diag(scale))
-        factored = jnp.all(jnp.isfinite(chol))
-        chol = jnp.where(factored, chol, eye)
-        g_free = jnp.where(free, g, 0.0)
-        newton = -jax.scipy.linalg.cho_solve((chol, True), g_free)
+        lam, chol, factored = _damped_cholesky(hess, free, state.lam)
+        newton = _solve(chol, g, free)
+        predicted = g + hess @ jnp.where(free, newton, 0.0)
+        keep = held & ((on_lo & (predicted > 0)) | (on_hi & (predicted < 0)))
+        leaving = free & ((on_lo & (newton < 0)) | (on_hi & (newton > 0)))
+        released = jnp.any(held & ~keep)
         target = jnp.where(at_lo, lo, hi)
         d = jnp.where(free, newton, jnp.where(fixed, 0.0, target - x))
         decrement = -jnp.dot(g, project(x + d, side) - x)
         small = decrement <= options.tol * (1.0 + jnp.abs(f))
-        converged = factored & small & (decrement >= 0) & ~any_flip
+        converged = factored & small & (decrement >= 0) & ~any_flip & ~released
         new_x, new_f, ok, halvings = _line_search(derivs, x, f, g, d, project, side)
         stepped = ok & factored
         take = stepped | (converged & (new_f <= f))
@@ -247,8 +278,8 @@ def minimize(
         new_f = jnp.where(take, new_f, f)
         lam = jnp.where(
             stepped,
-            jnp.where(halvings == 0, state.lam * 0.1, jnp.maximum(state.lam, 1e-6)),
-            jnp.maximum(state.lam * 10.0, 1e-6),
+            jnp.where(halvings == 0, lam * 0.1, jnp.maximum(lam, 1e-6)),
+            jnp.maximum(lam * 10.0, 1e-6),
         )
         lam = jnp.where(lam < 1e-12, 0.0, lam)
         status = jnp.where(
@@ -267,6 +298,7 @@ def minimize(
             done=done & ~(any_flip & finite),
             free=free & ~flip,
             value=jnp.where(any_flip, f, new_f),
+            hold=keep | leaving,
         )
 
     def cond(state: _State) -> Array:
@@ -281,6 +313,7 @@ def minimize(
         done=jnp.asarray(False),
         free=~fixed,
         value=jnp.asarray(jnp.inf),
+        hold=jnp.zeros_like(fixed),
     )
     final = lax.while_loop(cond, body, init)
     status = jnp.where(final.done, final.status, Status.MAX_ITERATIONS).astype(jnp.int32)
