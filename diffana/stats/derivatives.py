@@ -154,10 +154,14 @@ def prepared_derivatives(
     data: Array,
     order: int = 2,
     mirrored: bool = False,
+    gauss_newton: bool = False,
 ) -> tuple[Array, ...]:
-    """:func:`deviance_derivatives` with the yield-only part already :func:`prepare` d.
+    r""":func:`deviance_derivatives` with the yield-only part already :func:`prepare` d.
 
-    With ``mirrored`` (and ``order=2``) a fourth value is returned: the gradient at the point
+    With ``gauss_newton`` (and ``order=2``) the Hessian is followed by its Gauss-Newton part,
+    :math:`J^\top \mathrm{diag}(2n/\lambda^2) J` plus the constraint terms, which is positive
+    semi-definite where the Hessian need not be (the fit's fallback far from the minimum).
+    With ``mirrored`` (and ``order=2``) the last value returned is the gradient at the point
     whose kinked parameters (code-0 histosys, code-1 normsys) have the opposite sign. For a
     parameter sitting on its kink it is the one-sided derivative on the other side.
     """
@@ -189,19 +193,16 @@ def prepared_derivatives(
     if order == 1:
         return value, grad
     d2 = 2.0 * n / lam**2
-    hess = jnp.einsum("nb,b,pb->np", jac, d2, jac)
-    hess += _weighted_second(t, d1, add, norm, lin_total, nu, hs, ns, lin)
     diag = jnp.zeros(structure.npars)
     diag = diag.at[t["gauss_par"]].add(2.0 / sigma**2)
     diag = diag.at[t["pois_par"]].add(2.0 * paux / px**2)
-    if not mirrored:
-        return value, grad, hess + jnp.diag(diag)
-    return (
-        value,
-        grad,
-        hess + jnp.diag(diag),
-        _mirrored(structure, prep, pars, grad, d1, nu, norm, lin_total, hs, ns),
-    )
+    first = jnp.einsum("nb,b,pb->np", jac, d2, jac) + jnp.diag(diag)
+    out = (value, grad, first + _weighted_second(t, d1, add, norm, lin_total, nu, hs, ns, lin))
+    if gauss_newton:
+        out += (first,)
+    if mirrored:
+        out += (_mirrored(structure, prep, pars, grad, d1, nu, norm, lin_total, hs, ns),)
+    return out
 
 
 def _mirrored(structure, prep, pars, grad, d1, nu, norm, lin_total, hs, ns) -> Array:

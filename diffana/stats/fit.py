@@ -142,7 +142,9 @@ def _fit(structure, yields, data, init, bounds, fixed, options) -> FitResult:
         prep = prepare(structure, y0)
 
         def derivs(x, order):
-            return prepared_derivatives(structure, prep, x, d0, order, mirrored=has_kinks)
+            return prepared_derivatives(
+                structure, prep, x, d0, order, mirrored=has_kinks, gauss_newton=True
+            )
     else:
         derivs = autodiff_derivatives(
             lambda x: deviance(structure, y0, x, d0), kinks if has_kinks else None

@@ -2,15 +2,23 @@
 
 Algorithm (projected Newton, Bertsekas 1982, with Levenberg-Marquardt damping):
 
-1. At ``x`` compute the value, gradient ``g`` and Hessian ``H`` in one forward-over-reverse pass.
+1. At ``x`` compute the value, gradient ``g``, Hessian ``H`` and a positive semi-definite
+   fallback ``G`` (the Gauss-Newton part of ``H`` for the HistFactory deviance).
 2. Parameters that are fixed, or sit on a bound with the gradient pointing outwards, are *active*:
-   they stay (or are moved exactly) on the bound. The others take the Newton step
-   ``d = -(H_FF + lambda D)^{-1} g_F`` (Cholesky; ``lambda`` grows when ``H_FF`` is not positive
-   definite or no step decreases the objective, and shrinks after full steps).
+   they stay (or are moved exactly) on the bound. So is a parameter on a bound whose last Newton
+   step pointed out of the box, while the gradient predicted after the step (``g + H d``) still
+   does; without this it would enter and leave the active set on alternate iterations, each time
+   with a projected step that needs halvings. The others take the Newton step
+   ``d = -(H_FF + lambda D)^{-1} g_F``. Where ``H_FF + lambda D`` has no Cholesky factor, ``G``
+   takes its place (far from the minimum a Poisson likelihood's Hessian is often indefinite and
+   Gauss-Newton steps are the good ones there), and then ``lambda`` is raised tenfold until one
+   exists, within the iteration (a factorisation costs little next to the derivatives).
+   ``lambda`` also grows when no step decreases the objective and shrinks after full steps.
 3. A projected Armijo backtracking line search (``t = 1, 1/2, 1/4, ...``) takes the longest step
    that decreases the objective enough.
-4. Stop when the Newton decrement ``-g.d`` falls below ``tol * (1 + |f|)``: the last step then
-   leaves an error of order the decrement squared.
+4. Stop when the Newton decrement ``-g.d`` falls below ``tol * (1 + |f|)``, after taking that last
+   step in full (the decrease it promises is below the rounding of ``f``): it leaves an error of
+   order the decrement squared.
 
 Kinks. Interpolation codes 0 and 1 make the objective non-differentiable at ``alpha = 0``; Newton's
 method oscillates there and pyhf's JAX backend stalls. Each kinked parameter is kept in one
@@ -61,6 +69,7 @@ KINK_OFFSET = 1e-100
 _MAX_HALVINGS = 14
 _ARMIJO = 1e-4
 _LAMBDA_MAX = 1e30
+_SMALL = 8  # up to this many parameters the linear algebra is written out (see _cholesky)
 
 
 class Status(enum.IntEnum):
@@ -117,8 +126,10 @@ class _State(NamedTuple):
 
 
 Derivatives = Callable[[Array, int], tuple[Array, ...]]
-"""``derivs(x, order)``: ``(value,)`` (order 0) or ``(value, grad, hessian)`` (order 2) at ``x``;
-with kinks, order 2 appends the gradient at ``x`` with the kinked parameters' signs flipped."""
+"""``derivs(x, order)``: ``(value,)`` (order 0) or ``(value, grad, hessian, fallback)`` (order 2)
+at ``x``, ``fallback`` a positive semi-definite approximation of the Hessian (Gauss-Newton) used
+where the Hessian is not positive definite, or the Hessian itself; with kinks, order 2 appends the
+gradient at ``x`` with the kinked parameters' signs flipped."""
 
 
 def autodiff_derivatives(fun: Callable[[Array], Array], kinks=None) -> Derivatives:
@@ -140,42 +151,81 @@ def autodiff_derivatives(fun: Callable[[Array], Array], kinks=None) -> Derivativ
 
         hess, (value, grad) = jax.jacfwd(grad_aux, has_aux=True)(x)
         if kinks is None:
-            return value, grad, hess
-        return value, grad, hess, jax.grad(fun)(jnp.where(jnp.asarray(kinks), -x, x))
+            return value, grad, hess, hess
+        return value, grad, hess, hess, jax.grad(fun)(jnp.where(jnp.asarray(kinks), -x, x))
 
     return derivs
 
 
-def _damped_cholesky(hess, free, lam):
-    """Cholesky factor of the free block of ``hess + lam D``, ``lam`` raised tenfold until it exists.
+def _damped_cholesky(hess, fallback, free, lam):
+    """Cholesky factor of the free block of ``hess + lam D``, with ``fallback`` and larger ``lam``.
 
-    Only factorisations are repeated (no new derivatives): ``lam`` starts at the iteration's value
-    and stops above ``_LAMBDA_MAX`` (then ``factored`` is false).
+    If the Hessian's block does not factorise, the positive semi-definite ``fallback`` is tried at
+    the same ``lam``, then ``lam`` is raised tenfold until it factorises. Only factorisations are
+    repeated (no new derivatives); above ``_LAMBDA_MAX`` ``factored`` is false.
     """
     eye = jnp.eye(hess.shape[0], dtype=hess.dtype)
-    h_free = jnp.where(free[:, None] & free[None, :], hess, eye)
-    scale = jnp.diag(jnp.maximum(jnp.abs(jnp.diag(h_free)), 1e-12))
+    both = free[:, None] & free[None, :]
 
-    def factor(lam):
-        chol = jnp.linalg.cholesky(h_free + lam * scale)
+    def factor(matrix, lam):
+        block = jnp.where(both, matrix, eye)
+        scale = jnp.maximum(jnp.abs(jnp.diag(block)), 1e-12)
+        chol = _cholesky(block + lam * jnp.diag(scale))
         return chol, jnp.all(jnp.isfinite(chol))
 
-    def raise_lam(carry):
-        lam = jnp.maximum(carry[0] * 10.0, 1e-6)
-        return (lam, *factor(lam))
+    def retry(carry):
+        lam, _, _, tries = carry
+        lam = jnp.where(tries == 0, lam, jnp.maximum(lam * 10.0, 1e-6))
+        return (lam, *factor(fallback, lam), tries + 1)
 
-    lam, chol, factored = lax.while_loop(
-        lambda c: ~c[2] & (c[0] <= _LAMBDA_MAX), raise_lam, (lam, *factor(lam))
+    lam, chol, factored, _ = lax.while_loop(
+        lambda c: ~c[2] & (c[0] <= _LAMBDA_MAX), retry, (lam, *factor(hess, lam), 0)
     )
     return lam, jnp.where(factored, chol, eye), factored
 
 
 def _solve(chol, g, free):
-    return -jax.scipy.linalg.cho_solve((chol, True), jnp.where(free, g, 0.0))
+    """``-A^{-1} g`` on the free parameters, ``A = chol chol^T``."""
+    g = jnp.where(free, g, 0.0)
+    n = g.shape[0]
+    if n > _SMALL:
+        return -jax.scipy.linalg.cho_solve((chol, True), g)
+    y = []
+    for i in range(n):  # forward substitution, then backward with chol^T
+        y.append((g[i] - sum(chol[i, k] * y[k] for k in range(i))) / chol[i, i])
+    x = [None] * n
+    for i in reversed(range(n)):
+        x[i] = (y[i] - sum(chol[k, i] * x[k] for k in range(i + 1, n))) / chol[i, i]
+    return -jnp.stack(x)
+
+
+def _cholesky(a):
+    """Lower Cholesky factor (NaN where ``a`` is not positive definite).
+
+    Up to ``_SMALL`` parameters it is written out element by element: XLA fuses it into a few
+    kernels, and under ``vmap`` (toys) it runs vectorised over the batch, where LAPACK's
+    ``potrf`` is called once per matrix.
+    """
+    n = a.shape[0]
+    if n > _SMALL:
+        return jnp.linalg.cholesky(a)
+    col = [[None] * n for _ in range(n)]
+    for j in range(n):
+        pivot = a[j, j] - sum(col[j][k] ** 2 for k in range(j))
+        d = jnp.where(pivot > 0, jnp.sqrt(jnp.where(pivot > 0, pivot, 1.0)), jnp.nan)
+        col[j][j] = d
+        for i in range(j + 1, n):
+            col[i][j] = (a[i, j] - sum(col[i][k] * col[j][k] for k in range(j))) / d
+    zero = jnp.zeros((), a.dtype)
+    return jnp.stack([jnp.stack([c if c is not None else zero for c in row]) for row in col])
 
 
 def _line_search(derivs, x, f, g, d, project, side):
-    """Longest step ``t = 2**-k`` (k < 14) with sufficient decrease along the projected arc."""
+    """Longest step ``t = 2**-k`` (k < 14) with sufficient decrease along the projected arc.
+
+    Returns the point, its value, whether it decreases enough, ``k``, and the full step's point
+    and value.
+    """
 
     def trial(t):
         xt = project(x + t * d, side)
@@ -191,9 +241,9 @@ def _line_search(derivs, x, f, g, d, project, side):
         xt, ft, ok = trial(t)
         return t, xt, ft, ok, carry[4] + 1
 
-    xt, ft, ok = trial(1.0)
-    _, xt, ft, ok, k = lax.while_loop(cond, body, (jnp.asarray(1.0), xt, ft, ok, 0))
-    return xt, ft, ok, k
+    x1, f1, ok = trial(1.0)
+    _, xt, ft, ok, k = lax.while_loop(cond, body, (jnp.asarray(1.0), x1, f1, ok, 0))
+    return xt, ft, ok, k, x1, f1
 
 
 def minimize(
@@ -238,7 +288,7 @@ def minimize(
 
     def body(state: _State) -> _State:
         x, side = state.x, state.side
-        f, g, hess, *mirror = derivs(x, 2)
+        f, g, hess, fallback, *mirror = derivs(x, 2)
         finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(g))
         lo, hi = box(side)
         # kink flips: on the kink with the gradient pushing across it, and the one-sided
@@ -260,7 +310,7 @@ def minimize(
         at_hi = on_hi & ((g < 0) | held)
         active = fixed | at_lo | at_hi
         free = ~active
-        lam, chol, factored = _damped_cholesky(hess, free, state.lam)
+        lam, chol, factored = _damped_cholesky(hess, fallback, free, state.lam)
         newton = _solve(chol, g, free)
         predicted = g + hess @ jnp.where(free, newton, 0.0)
         keep = held & ((on_lo & (predicted > 0)) | (on_hi & (predicted < 0)))
@@ -271,11 +321,13 @@ def minimize(
         decrement = -jnp.dot(g, project(x + d, side) - x)
         small = decrement <= options.tol * (1.0 + jnp.abs(f))
         converged = factored & small & (decrement >= 0) & ~any_flip & ~released
-        new_x, new_f, ok, halvings = _line_search(derivs, x, f, g, d, project, side)
+        new_x, new_f, ok, halvings, full_x, full_f = _line_search(derivs, x, f, g, d, project, side)
         stepped = ok & factored
-        take = stepped | (converged & (new_f <= f))
-        new_x = jnp.where(take, new_x, x)
-        new_f = jnp.where(take, new_f, f)
+        # the converged step is taken in full: the decrease it promises is below the rounding of
+        # f, so the line search may cut it, but it removes an error of order the decrement's root
+        final = converged & jnp.isfinite(full_f)
+        new_x = jnp.where(final, full_x, jnp.where(stepped, new_x, x))
+        new_f = jnp.where(final, full_f, jnp.where(stepped, new_f, f))
         lam = jnp.where(
             stepped,
             jnp.where(halvings == 0, lam * 0.1, jnp.maximum(lam, 1e-6)),
