@@ -191,33 +191,36 @@ def _solve(chol, g, free):
     if n > _SMALL:
         return -jax.scipy.linalg.cho_solve((chol, True), g)
     y = []
-    for i in range(n):  # forward substitution, then backward with chol^T
-        y.append((g[i] - sum(chol[i, k] * y[k] for k in range(i))) / chol[i, i])
+    for j in range(n):  # column-oriented forward substitution, then backward with chol^T
+        y.append(g[j] / chol[j, j])
+        g = g - chol[:, j] * y[j]
+    y = jnp.stack(y)
     x = [None] * n
     for i in reversed(range(n)):
-        x[i] = (y[i] - sum(chol[k, i] * x[k] for k in range(i + 1, n))) / chol[i, i]
+        x[i] = y[i] / chol[i, i]
+        y = y - chol[i, :] * x[i]
     return -jnp.stack(x)
 
 
 def _cholesky(a):
     """Lower Cholesky factor (NaN where ``a`` is not positive definite).
 
-    Up to ``_SMALL`` parameters it is written out element by element: XLA fuses it into a few
-    kernels, and under ``vmap`` (toys) it runs vectorised over the batch, where LAPACK's
-    ``potrf`` is called once per matrix.
+    Up to ``_SMALL`` parameters it is computed column by column with rank-one updates of the whole
+    matrix: XLA fuses them into a few kernels, and under ``vmap`` (toys) they run vectorised over
+    the batch, where LAPACK's ``potrf`` is called once per matrix.
     """
     n = a.shape[0]
     if n > _SMALL:
         return jnp.linalg.cholesky(a)
-    col = [[None] * n for _ in range(n)]
+    below = jnp.arange(n)
+    cols = []
     for j in range(n):
-        pivot = a[j, j] - sum(col[j][k] ** 2 for k in range(j))
+        pivot = a[j, j]
         d = jnp.where(pivot > 0, jnp.sqrt(jnp.where(pivot > 0, pivot, 1.0)), jnp.nan)
-        col[j][j] = d
-        for i in range(j + 1, n):
-            col[i][j] = (a[i, j] - sum(col[i][k] * col[j][k] for k in range(j))) / d
-    zero = jnp.zeros((), a.dtype)
-    return jnp.stack([jnp.stack([c if c is not None else zero for c in row]) for row in col])
+        col = jnp.where(below >= j, a[:, j] / d, 0.0)
+        cols.append(col)
+        a = a - jnp.outer(col, col)
+    return jnp.stack(cols, axis=1)
 
 
 def _line_search(derivs, x, f, g, d, project, side):
