@@ -12,7 +12,8 @@ Toys are fitted with ``lax.map(..., batch_size=...)``: each batch is one vmapped
 while-loop runs until its slowest member converges, so batches bound the waste), started from the
 generating parameters. Small batches are faster on a CPU: 64 toys per batch (the default) fitted
 131k toys/s on a 3-parameter model where 512 gave 93k and 2000 gave 88k (2-core machine,
-``benchmarks/stats_vs_pyhf.py``). Randomness comes from an explicit ``jax.random`` key: same key, same toys.
+``benchmarks/stats_vs_pyhf.py``). Randomness comes from an explicit ``jax.random`` key: same key,
+same toys.
 
 Examples:
     >>> import jax, jax.numpy as jnp
