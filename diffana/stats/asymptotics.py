@@ -139,19 +139,18 @@ def stages(structure, yields, data, pois, test_stat, init, bounds, fixed, calc_b
     k = pois.shape[0]
     fixed_poi = jnp.broadcast_to(fixed.at[poi].set(True), (2 * k, structure.npars))
 
-    def first(rows: int = 2):
-        """Free fit and Asimov-generating fit to the data (rows padded to ``rows``)."""
-        starts = jnp.stack([init, init.at[poi].set(asimov_mu)] + [init] * (rows - 2))
-        masks = jnp.stack([fixed, fixed.at[poi].set(True)] + [fixed] * (rows - 2))
-        return jnp.broadcast_to(data, (rows, data.size)), starts, masks
+    def first():
+        """Free fit and Asimov-generating fit to the data."""
+        starts = jnp.stack([init, init.at[poi].set(asimov_mu)])
+        masks = jnp.stack([fixed, fixed.at[poi].set(True)])
+        return jnp.broadcast_to(data, (2, data.size)), starts, masks
 
-    def second(free_x, gen_x, mus=pois):
+    def second(gen_x, mus=pois):
         """Conditional fits at every POI value to data and to Asimov data.
 
         Like pyhf, every fit starts at ``init`` (with the POI at its value): on a likelihood with
         several local minima the start decides which one a fit finds, and this one is pyhf's.
         """
-        del free_x
         asimov = expected_data(structure, yields, gen_x)
         datasets = jnp.concatenate(
             [jnp.broadcast_to(data, (k, data.size)), jnp.broadcast_to(asimov, (k, data.size))]
@@ -217,7 +216,7 @@ def hypotest_scan(
         # the four fits one after the other through one traced solver (no vmap: its batching of
         # the solver's loops is most of the tracing time)
         def stage(gen_x, j):
-            first, second = st.first(), st.second(gen_x, gen_x)
+            first, second = st.first(), st.second(gen_x)
             data_j, start_j, mask_j = (
                 jnp.concatenate([a, b])[j] for a, b in zip(first, second, strict=True)
             )
@@ -228,7 +227,7 @@ def hypotest_scan(
         shared, cond = (jax.tree.map(lambda x, j=j: x[2 * j : 2 * j + 2], fits) for j in range(2))
     else:
         shared = st.run(st.first())
-        cond = st.run(st.second(shared.bestfit[0], shared.bestfit[1]))
+        cond = st.run(st.second(shared.bestfit[1]))
     return st.finish(shared, cond)
 
 

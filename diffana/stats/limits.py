@@ -125,7 +125,7 @@ def _evaluator(args):
     shared = st.run(st.first())
 
     def log_ratio(mus):
-        cond = st.run(st.second(shared.bestfit[0], shared.bestfit[1], mus))
+        cond = st.run(st.second(shared.bestfit[1], mus))
         result = st.finish(shared, cond, mus)
         values = jnp.diagonal(_curves(result))  # curve c at its own mu_c
         return jnp.log(values / level), jnp.max(result.status)
