@@ -41,10 +41,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from diffana.stats.jets import histosys_jet, normsys_jet, prepare_histosys, prepare_normsys
 from diffana.stats.likelihood import _poisson_deviance, constraint_widths, deviance
+from diffana.stats.optimize import SMALL_MODEL
 from diffana.stats.structure import ModelStructure
 from diffana.stats.yields import Yields
 
@@ -181,31 +183,33 @@ def prepared_derivatives(
     d1 = 2.0 * (1.0 - n / lam)
     jac = jnp.zeros((structure.npars, nb))
     if hs:
-        jac = jac.at[t["histosys_par"]].add(jnp.sum((norm * lin_total)[None] * hs[1], axis=1))
+        jac = _add_at(jac, t["histosys_par"], jnp.sum((norm * lin_total)[None] * hs[1], axis=1))
     if ns:
-        jac = jac.at[t["normsys_par"]].add(jnp.sum(nu[None] * ns[1], axis=1))
+        jac = _add_at(jac, t["normsys_par"], jnp.sum(nu[None] * ns[1], axis=1))
     if lin:
         rows = jnp.sum((add * norm)[None] * lin[1], axis=1)
-        jac = jac.at[t["factor_par"], jnp.arange(nb)[None, :]].add(rows)
-    grad = jac @ d1
-    grad = grad.at[t["gauss_par"]].add(-2.0 * (gaux - gx) / sigma**2)
-    grad = grad.at[t["pois_par"]].add(2.0 * (tau - paux / px))
+        jac = _add_at(jac, (t["factor_par"], np.arange(nb)[None, :]), rows)
+    small = structure.npars <= SMALL_MODEL
+    grad = _einsum("nb,b->n", jac, d1, small=small)
+    grad = _add_at(grad, t["gauss_par"], -2.0 * (gaux - gx) / sigma**2)
+    grad = _add_at(grad, t["pois_par"], 2.0 * (tau - paux / px))
     if order == 1:
         return value, grad
     d2 = 2.0 * n / lam**2
     diag = jnp.zeros(structure.npars)
-    diag = diag.at[t["gauss_par"]].add(2.0 / sigma**2)
-    diag = diag.at[t["pois_par"]].add(2.0 * paux / px**2)
-    first = jnp.einsum("nb,b,pb->np", jac, d2, jac) + jnp.diag(diag)
-    out = (value, grad, first + _weighted_second(t, d1, add, norm, lin_total, nu, hs, ns, lin))
+    diag = _add_at(diag, t["gauss_par"], 2.0 / sigma**2)
+    diag = _add_at(diag, t["pois_par"], 2.0 * paux / px**2)
+    first = _einsum("nb,b,pb->np", jac, d2, jac, small=small) + jnp.diag(diag)
+    second = _weighted_second(t, d1, add, norm, lin_total, nu, hs, ns, lin, small)
+    out = (value, grad, first + second)
     if gauss_newton:
         out += (first,)
     if mirrored:
-        out += (_mirrored(structure, prep, pars, grad, d1, nu, norm, lin_total, hs, ns),)
+        out += (_mirrored(structure, prep, pars, grad, d1, nu, norm, lin_total, hs, ns, small),)
     return out
 
 
-def _mirrored(structure, prep, pars, grad, d1, nu, norm, lin_total, hs, ns) -> Array:
+def _mirrored(structure, prep, pars, grad, d1, nu, norm, lin_total, hs, ns, small) -> Array:
     """The gradient with the kinked interpolations evaluated on the other side of 0."""
     t = structure.tables
     if hs and structure.histosys_code == "code0":
@@ -213,18 +217,18 @@ def _mirrored(structure, prep, pars, grad, d1, nu, norm, lin_total, hs, ns) -> A
         _, slope, _ = histosys_jet("code0", alpha, prep.histosys)
         change = jnp.where(t["histosys_mask"], slope, 0.0) - hs[1]
         rows = jnp.sum((norm * lin_total)[None] * change, axis=1)
-        grad = grad.at[t["histosys_par"]].add(rows @ d1)
+        grad = _add_at(grad, t["histosys_par"], _einsum("hb,b->h", rows, d1, small=small))
     if ns and structure.normsys_code == "code1":
         alpha = -pars[t["normsys_par"]][:, None, None]
         f, f1, _ = normsys_jet("code1", alpha, prep.normsys)
         mask = t["normsys_cmask"]
         r = jnp.where(mask, f1 / jnp.where(mask, f, 1.0), 0.0)[:, :, t["bin_channel"]]
         rows = jnp.sum(nu[None] * (r - ns[1]), axis=1)
-        grad = grad.at[t["normsys_par"]].add(rows @ d1)
+        grad = _add_at(grad, t["normsys_par"], _einsum("kb,b->k", rows, d1, small=small))
     return grad
 
 
-def _weighted_second(t, w, add, norm, lin_total, nu, hs, ns, lin) -> Array:
+def _weighted_second(t, w, add, norm, lin_total, nu, hs, ns, lin, small) -> Array:
     r""":math:`\sum_{sb} w_b \nabla^2 \nu_{sb}` in parameter space.
 
     Blocks between modifier rows are scatter-added at their parameters' indices (both orders for
@@ -235,34 +239,89 @@ def _weighted_second(t, w, add, norm, lin_total, nu, hs, ns, lin) -> Array:
     ph, pn, pl = t["histosys_par"], t["normsys_par"], t["factor_par"]
 
     def add_sym(out, rows, cols, block):
-        return out.at[rows, cols].add(block).at[cols, rows].add(block)
+        return _add_at(_add_at(out, (rows, cols), block), (cols, rows), block)
 
     if hs:
         _, h1, h2 = hs
         scaled = (norm * lin_total)[None] * w
-        out = out.at[ph, ph].add(jnp.sum(scaled * h2, axis=(1, 2)))
+        out = _add_at(out, (ph, ph), jnp.sum(scaled * h2, axis=(1, 2)))
         if ns:
-            out = add_sym(out, ph[:, None], pn[None, :], _contract(scaled * h1, ns[1]))
+            out = add_sym(out, ph[:, None], pn[None, :], _contract(scaled * h1, ns[1], small))
         if lin:
-            cross = jnp.einsum("hsb,lsb->hlb", h1 * w, norm[None] * lin[1])
+            cross = _einsum("hsb,lsb->hlb", h1 * w, norm[None] * lin[1], small=small)
             out = add_sym(out, ph[:, None, None], pl[None], cross)
     if ns:
         _, r, s = ns
-        block = _contract(nu[None] * w * r, r)
+        block = _contract(nu[None] * w * r, r, small)
         block += jnp.diag(jnp.sum(nu[None] * w * (s - r**2), axis=(1, 2)))
-        out = out.at[pn[:, None], pn[None, :]].add(block)
+        out = _add_at(out, (pn[:, None], pn[None, :]), block)
         if lin:
-            cross = jnp.einsum("ksb,lsb->klb", r * w, (add * norm)[None] * lin[1])
+            cross = _einsum("ksb,lsb->klb", r * w, (add * norm)[None] * lin[1], small=small)
             out = add_sym(out, pn[:, None, None], pl[None], cross)
     if lin:
         pair = jnp.sum((add * norm * w)[None, None] * lin[2], axis=2)
-        out = out.at[pl[:, None, :], pl[None, :, :]].add(pair)
+        out = _add_at(out, (pl[:, None, :], pl[None, :, :]), pair)
     return out
 
 
-def _contract(a: Array, b: Array) -> Array:
-    """``sum_{s,b} a[i,s,b] b[j,s,b]`` as one matrix product."""
-    return a.reshape(a.shape[0], -1) @ b.reshape(b.shape[0], -1).T
+_DENSE_MAX = 1 << 16  # elements of a broadcast product up to which _add_at and _einsum use one
+
+
+def _add_at(out: Array, index, values: Array) -> Array:
+    """``out.at[index].add(values)`` for static (NumPy) indices; ``out``'s first axis: parameters.
+
+    For models of up to :data:`~diffana.stats.optimize.SMALL_MODEL` parameters it is a product
+    with a constant one-hot matrix instead of a scatter: XLA's CPU backend then compiles the fit's
+    whole Newton loop into one function (it keeps a loop with a scatter as a sequence of separately
+    compiled kernels), which compiles and runs faster (:mod:`diffana._xla`).
+    """
+    index = index if isinstance(index, tuple) else (index,)
+    lead = out.shape[: len(index)]
+    flat = np.ravel_multi_index(np.broadcast_arrays(*index), lead).ravel()
+    rows = int(np.prod(lead))
+    if flat.size == 0:
+        return out
+    if out.shape[0] > SMALL_MODEL or rows * flat.size > _DENSE_MAX:
+        return out.at[index].add(values)
+    trail = out.shape[len(index) :]
+    shape = np.broadcast_shapes(*(np.shape(i) for i in index)) + trail
+    values = jnp.broadcast_to(values, shape).reshape(flat.size, int(np.prod(trail)))
+    one_hot = (np.arange(rows)[:, None] == flat[None, :]).astype(np.float64)
+    return out + _einsum("kj,jt->kt", one_hot, values, small=True).reshape(out.shape)
+
+
+def _contract(a: Array, b: Array, small: bool) -> Array:
+    """``sum_{s,b} a[i,s,b] b[j,s,b]``."""
+    return _einsum("isb,jsb->ij", a, b, small=small)
+
+
+def _einsum(subscripts: str, *operands: Array, small: bool) -> Array:
+    """``jnp.einsum``; for a ``small`` model, a broadcast product and sum where that is small.
+
+    Inside a loop XLA's CPU backend compiles as one function, a small matrix product is emitted as
+    its own loop nest and costs more compile time than the fused elementwise form; for larger
+    models (fits with LAPACK calls, compiled as separate kernels) the matrix product is faster.
+    """
+    inputs, output = subscripts.split("->")
+    inputs = inputs.split(",")
+    letters = "".join(dict.fromkeys("".join(inputs)))
+    sizes = {
+        k: n
+        for spec, op in zip(inputs, operands, strict=True)
+        for k, n in zip(spec, op.shape, strict=True)
+    }
+    if not small or np.prod([sizes[k] for k in letters]) > _DENSE_MAX:
+        return jnp.einsum(subscripts, *operands)
+    product = None
+    for spec, op in zip(inputs, operands, strict=True):
+        order = sorted(spec, key=letters.index)
+        op = jnp.transpose(op, [spec.index(k) for k in order])
+        op = op.reshape([sizes[k] if k in spec else 1 for k in letters])
+        product = op if product is None else product * op
+    summed = tuple(i for i, k in enumerate(letters) if k not in output)
+    result = jnp.sum(product, axis=summed)
+    kept = [k for k in letters if k in output]
+    return jnp.transpose(result, [kept.index(k) for k in output])
 
 
 def _autodiff(structure, yields, pars, data, order):

@@ -64,6 +64,24 @@ _CODE4_AINV = np.array(
 )
 
 
+def code4_coefficients(lo, hi, log_lo, log_hi):
+    """The six polynomial coefficients of code 4 inside ``|alpha| < 1`` (leading axis of 6).
+
+    Written as a broadcast product and sum rather than a matrix product: in a loop XLA compiles as
+    one function that is a fraction of the compile time.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> lo, hi = jnp.array(0.9), jnp.array(1.2)
+        >>> c = code4_coefficients(lo, hi, jnp.log(lo), jnp.log(hi))
+        >>> round(float(1 + c.sum()), 12)  # continuous at alpha = 1, where the factor is hi
+        1.2
+    """
+    rhs = jnp.stack([hi - 1.0, lo - 1.0, log_hi * hi, -log_lo * lo, log_hi**2 * hi, log_lo**2 * lo])
+    ainv = _CODE4_AINV.reshape(6, 6, *(1,) * (rhs.ndim - 1))
+    return jnp.sum(ainv * rhs[None], axis=1)
+
+
 def code0(alpha: ArrayLike, lo: ArrayLike, nom: ArrayLike, hi: ArrayLike) -> Array:
     r"""Piecewise-linear additive interpolation (code 0).
 
@@ -126,8 +144,7 @@ def code4(alpha: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> Array:
     alpha, lo, hi = jnp.broadcast_arrays(jnp.asarray(alpha), jnp.asarray(lo), jnp.asarray(hi))
     log_hi = jnp.log(hi)
     log_lo = jnp.log(lo)
-    rhs = jnp.stack([hi - 1.0, lo - 1.0, log_hi * hi, -log_lo * lo, log_hi**2 * hi, log_lo**2 * lo])
-    coeffs = jnp.tensordot(jnp.asarray(_CODE4_AINV), rhs, axes=1)
+    coeffs = code4_coefficients(lo, hi, log_lo, log_hi)
     powers = jnp.stack([alpha**i for i in range(1, 7)])
     inner = 1.0 + jnp.sum(coeffs * powers, axis=0)
     above = jnp.exp(alpha * log_hi)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from diffana.stats.interpolation import _CODE4_AINV
+from diffana.stats.interpolation import code4_coefficients
 
 __all__ = ["histosys_jet", "normsys_jet", "prepare_histosys", "prepare_normsys"]
 
@@ -75,8 +75,7 @@ def prepare_normsys(code: str, lo: Array, hi: Array) -> tuple[Array, ...]:
     log_lo, log_hi = jnp.log(lo), jnp.log(hi)
     if code == "code1":
         return log_lo, log_hi
-    rhs = jnp.stack([hi - 1.0, lo - 1.0, log_hi * hi, -log_lo * lo, log_hi**2 * hi, log_lo**2 * lo])
-    return log_lo, log_hi, jnp.tensordot(jnp.asarray(_CODE4_AINV), rhs, axes=1)
+    return log_lo, log_hi, code4_coefficients(lo, hi, log_lo, log_hi)
 
 
 def normsys_jet(code: str, alpha: Array, prep: tuple[Array, ...]) -> tuple[Array, Array, Array]:

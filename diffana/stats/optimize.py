@@ -55,6 +55,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 __all__ = [
     "KINK_OFFSET",
+    "SMALL_MODEL",
     "Derivatives",
     "Options",
     "Solution",
@@ -69,7 +70,9 @@ KINK_OFFSET = 1e-100
 _MAX_HALVINGS = 14
 _ARMIJO = 1e-4
 _LAMBDA_MAX = 1e30
-_SMALL = 8  # up to this many parameters the linear algebra is written out (see _cholesky)
+SMALL_MODEL = 8
+"""Up to this many parameters a fit's linear algebra is written out (see :func:`_cholesky`), no
+LAPACK call, so that XLA compiles its loops as one function (:mod:`diffana._xla`)."""
 
 
 class Status(enum.IntEnum):
@@ -173,13 +176,15 @@ def _damped_cholesky(hess, fallback, free, lam):
         chol = _cholesky(block + lam * jnp.diag(scale))
         return chol, jnp.all(jnp.isfinite(chol))
 
-    def retry(carry):
+    # every attempt in the loop (none before it), so that the factorisation is traced once
+    def attempt(carry):
         lam, _, _, tries = carry
-        lam = jnp.where(tries == 0, lam, jnp.maximum(lam * 10.0, 1e-6))
-        return (lam, *factor(fallback, lam), tries + 1)
+        # the Hessian, then the fallback at the same lam, then the fallback with lam raised
+        lam = jnp.where(tries <= 1, lam, jnp.maximum(lam * 10.0, 1e-6))
+        return (lam, *factor(jnp.where(tries == 0, hess, fallback), lam), tries + 1)
 
     lam, chol, factored, _ = lax.while_loop(
-        lambda c: ~c[2] & (c[0] <= _LAMBDA_MAX), retry, (lam, *factor(hess, lam), 0)
+        lambda c: ~c[2] & (c[0] <= _LAMBDA_MAX), attempt, (lam, eye, False, 0)
     )
     return lam, jnp.where(factored, chol, eye), factored
 
@@ -188,7 +193,7 @@ def _solve(chol, g, free):
     """``-A^{-1} g`` on the free parameters, ``A = chol chol^T``."""
     g = jnp.where(free, g, 0.0)
     n = g.shape[0]
-    if n > _SMALL:
+    if n > SMALL_MODEL:
         return -jax.scipy.linalg.cho_solve((chol, True), g)
     y = []
     for j in range(n):  # column-oriented forward substitution, then backward with chol^T
@@ -205,12 +210,12 @@ def _solve(chol, g, free):
 def _cholesky(a):
     """Lower Cholesky factor (NaN where ``a`` is not positive definite).
 
-    Up to ``_SMALL`` parameters it is computed column by column with rank-one updates of the whole
+    Up to ``SMALL_MODEL`` parameters it is computed column by column with rank-one updates of the whole
     matrix: XLA fuses them into a few kernels, and under ``vmap`` (toys) they run vectorised over
     the batch, where LAPACK's ``potrf`` is called once per matrix.
     """
     n = a.shape[0]
-    if n > _SMALL:
+    if n > SMALL_MODEL:
         return jnp.linalg.cholesky(a)
     below = jnp.arange(n)
     cols = []
@@ -233,20 +238,22 @@ def _line_search(derivs, x, f, g, d, project, side):
     def trial(t):
         xt = project(x + t * d, side)
         (ft,) = derivs(xt, 0)
-        ok = jnp.isfinite(ft) & (ft <= f + _ARMIJO * jnp.dot(g, xt - x))
+        ok = jnp.isfinite(ft) & (ft <= f + _ARMIJO * jnp.sum(g * (xt - x)))
         return xt, ft, ok
 
     def cond(carry):
-        return ~carry[3] & (carry[4] < _MAX_HALVINGS)
+        return ~carry[3] & (carry[4] <= _MAX_HALVINGS)
 
     def body(carry):
-        t = carry[0] * 0.5
+        t, _, _, _, k, x1, f1 = carry
         xt, ft, ok = trial(t)
-        return t, xt, ft, ok, carry[4] + 1
+        return t * 0.5, xt, ft, ok, k + 1, jnp.where(k == 0, xt, x1), jnp.where(k == 0, ft, f1)
 
-    x1, f1, ok = trial(1.0)
-    _, xt, ft, ok, k = lax.while_loop(cond, body, (jnp.asarray(1.0), x1, f1, ok, 0))
-    return xt, ft, ok, k, x1, f1
+    # the full step is the loop's first pass (not a call before it): the objective is traced and
+    # compiled once, which is most of a small model's compile time
+    start = (jnp.asarray(1.0), x, f, jnp.asarray(False), 0, x, f)
+    _, xt, ft, ok, k, x1, f1 = lax.while_loop(cond, body, start)
+    return xt, ft, ok, k - 1, x1, f1
 
 
 def minimize(
@@ -315,13 +322,13 @@ def minimize(
         free = ~active
         lam, chol, factored = _damped_cholesky(hess, fallback, free, state.lam)
         newton = _solve(chol, g, free)
-        predicted = g + hess @ jnp.where(free, newton, 0.0)
+        predicted = g + jnp.sum(hess * jnp.where(free, newton, 0.0), axis=1)
         keep = held & ((on_lo & (predicted > 0)) | (on_hi & (predicted < 0)))
         leaving = free & ((on_lo & (newton < 0)) | (on_hi & (newton > 0)))
         released = jnp.any(held & ~keep)
         target = jnp.where(at_lo, lo, hi)
         d = jnp.where(free, newton, jnp.where(fixed, 0.0, target - x))
-        decrement = -jnp.dot(g, project(x + d, side) - x)
+        decrement = -jnp.sum(g * (project(x + d, side) - x))
         small = decrement <= options.tol * (1.0 + jnp.abs(f))
         converged = factored & small & (decrement >= 0) & ~any_flip & ~released
         new_x, new_f, ok, halvings, full_x, full_f = _line_search(derivs, x, f, g, d, project, side)
