@@ -2,12 +2,17 @@
 
 Importing diffana turns on JAX's 64-bit mode (``jax_enable_x64``), as pyhf's JAX backend does:
 likelihood fits need double precision. Kernels that are fast in single precision ask for float32
-explicitly.
+explicitly. It also raises XLA's size limit for loops compiled as one function
+(:mod:`diffana._xla`), which takes effect when diffana is imported before JAX's first computation.
 """
 
 from __future__ import annotations
 
-import jax
+from diffana import _xla
+
+_xla.configure()
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
