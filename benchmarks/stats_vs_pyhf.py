@@ -308,7 +308,7 @@ def main() -> None:
     sbottom, sbottom_ms, _pyhf_jax_ms, _ = bench_sbottom(repeats)
     agc, agc_figures = bench_agc(repeats)
     scan = bench_scan(repeats)
-    toys, pyhf_toys = bench_toys(20_000 if args.quick else 100_000, 64)
+    toys, pyhf_toys = bench_toys(20_000 if args.quick else 100_000, 16)
     print(
         json.dumps(
             {

@@ -10,10 +10,11 @@ compute the test statistic of every toy, and take
 
 Toys are fitted with ``lax.map(..., batch_size=...)``: each batch is one vmapped solve (a vmapped
 while-loop runs until its slowest member converges, so batches bound the waste), started from the
-generating parameters. Small batches are faster on a CPU: 64 toys per batch (the default) fitted
-131k toys/s on a 3-parameter model where 512 gave 93k and 2000 gave 88k (2-core machine,
-``benchmarks/stats_vs_pyhf.py``). Randomness comes from an explicit ``jax.random`` key: same key,
-same toys.
+generating parameters. Small batches are faster on a CPU: with 16 toys per batch (the default) a
+small model's batched fit is small enough for XLA to compile each of its loops as one function
+(:mod:`diffana._xla`), and a 3-parameter model fitted 219k toys/s where 64 gave 88k, 256 gave
+64k (2-core machine, ``benchmarks/stats_vs_pyhf.py``). Randomness comes from an explicit
+``jax.random`` key: same key, same toys.
 
 Examples:
     >>> import jax, jax.numpy as jnp
@@ -110,7 +111,7 @@ def toy_teststats(
     test_stat: str = "qtilde",
     bounds: ArrayLike | None = None,
     fixed: ArrayLike | None = None,
-    batch_size: int = 64,
+    batch_size: int = 16,
     options: Options = Options(),  # noqa: B008 (immutable)
 ) -> tuple[Array, Array]:
     """Test statistic of every toy (fits started at ``start``), and the worst fit status."""
@@ -157,7 +158,7 @@ def toy_hypotest(
     init: ArrayLike | None = None,
     bounds: ArrayLike | None = None,
     fixed: ArrayLike | None = None,
-    batch_size: int = 64,
+    batch_size: int = 16,
     options: Options = Options(),  # noqa: B008 (immutable)
 ) -> ToyResult:
     """Toy-based CLs of ``poi_test`` with ``ntoys`` signal and ``ntoys`` background toys."""

@@ -162,7 +162,7 @@ class ToyCalculator(_Base):
         track_progress=False,
         seed=0,
         key=None,
-        batch_size=64,
+        batch_size=16,
     ) -> None:
         super().__init__(data, pdf, init_pars, par_bounds, fixed_params, test_stat)
         del track_progress  # toys run as one compiled program
