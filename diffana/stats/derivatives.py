@@ -276,12 +276,14 @@ def _add_at(out: Array, index, values: Array) -> Array:
     compiled kernels), which compiles and runs faster (:mod:`diffana._xla`).
     """
     index = index if isinstance(index, tuple) else (index,)
+    if out.shape[0] > SMALL_MODEL:
+        return out.at[index].add(values)
     lead = out.shape[: len(index)]
     flat = np.ravel_multi_index(np.broadcast_arrays(*index), lead).ravel()
     rows = int(np.prod(lead))
     if flat.size == 0:
         return out
-    if out.shape[0] > SMALL_MODEL or rows * flat.size > _DENSE_MAX:
+    if rows * flat.size > _DENSE_MAX:
         return out.at[index].add(values)
     trail = out.shape[len(index) :]
     shape = np.broadcast_shapes(*(np.shape(i) for i in index)) + trail
