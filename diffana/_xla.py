@@ -28,10 +28,13 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 
-__all__ = ["SMALL_LOOP_BYTES", "configure"]
+__all__ = ["FLAG", "SMALL_LOOP_BYTES", "configure"]
 
 SMALL_LOOP_BYTES = 262144
 """Loops accessing fewer bytes are compiled as one function (XLA's default: 1024)."""
+
+FLAG = f"--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold={SMALL_LOOP_BYTES}"
+"""The ``XLA_FLAGS`` entry (the Dask workers' environment carries it too)."""
 
 
 def configure(environ: MutableMapping[str, str] = os.environ) -> None:
@@ -39,5 +42,4 @@ def configure(environ: MutableMapping[str, str] = os.environ) -> None:
     flags = environ.get("XLA_FLAGS", "")
     if "--xla_backend_extra_options" in flags:
         return
-    option = f"xla_cpu_small_while_loop_byte_threshold={SMALL_LOOP_BYTES}"
-    environ["XLA_FLAGS"] = f"{flags} --xla_backend_extra_options={option}".strip()
+    environ["XLA_FLAGS"] = f"{flags} {FLAG}".strip()

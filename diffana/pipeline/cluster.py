@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from diffana import _xla
 from diffana.errors import ConfigError, missing_dependency
 
 __all__ = [
@@ -41,7 +42,8 @@ WORKER_ENV: dict[str, str] = {
     # XLA's CPU client sizes its thread pool from NPROC (else the core count); the XLA_FLAGS alone
     # left a "single-threaded" worker running its kernels on two threads of a 2-core machine.
     "NPROC": "1",
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    # with diffana's own setting (diffana._xla), which the worker would otherwise add on import
+    "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 {_xla.FLAG}",
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
