@@ -38,6 +38,7 @@ __all__ = [
     "code1",
     "code2",
     "code4",
+    "code4_coefficients",
     "code4p",
     "histosys_delta",
     "normsys_factor",

@@ -210,9 +210,10 @@ def _solve(chol, g, free):
 def _cholesky(a):
     """Lower Cholesky factor (NaN where ``a`` is not positive definite).
 
-    Up to ``SMALL_MODEL`` parameters it is computed column by column with rank-one updates of the whole
-    matrix: XLA fuses them into a few kernels, and under ``vmap`` (toys) they run vectorised over
-    the batch, where LAPACK's ``potrf`` is called once per matrix.
+    Up to :data:`SMALL_MODEL` parameters it is computed column by column with rank-one updates of
+    the whole matrix: no LAPACK call, which would keep XLA from compiling the fit's loops as one
+    function, and under ``vmap`` (toys) they run vectorised over the batch, where LAPACK's
+    ``potrf`` is called once per matrix.
     """
     n = a.shape[0]
     if n > SMALL_MODEL:
