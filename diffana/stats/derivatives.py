@@ -199,7 +199,7 @@ def prepared_derivatives(
     diag = jnp.zeros(structure.npars)
     diag = _add_at(diag, t["gauss_par"], 2.0 / sigma**2)
     diag = _add_at(diag, t["pois_par"], 2.0 * paux / px**2)
-    first = _einsum("nb,b,pb->np", jac, d2, jac, small=small) + jnp.diag(diag)
+    first = _gram(t, jac, d2, small) + jnp.diag(diag)
     second = _weighted_second(t, d1, add, norm, lin_total, nu, hs, ns, lin, small)
     out = (value, grad, first + second)
     if gauss_newton:
@@ -207,6 +207,46 @@ def prepared_derivatives(
     if mirrored:
         out += (_mirrored(structure, prep, pars, grad, d1, nu, norm, lin_total, hs, ns, small),)
     return out
+
+
+def _gram(t, jac: Array, d2: Array, small: bool) -> Array:
+    """``J diag(d2) J^T``; for larger models whose parameters share few bins, over those pairs only.
+
+    Per-bin parameters (shapesys, staterror, shapefactor) make ``J`` mostly zeros: a 50-bin
+    shapesys model's 51 x 51 product over 50 bins (130k multiply-adds) has 200 non-zero terms, and
+    gathering and scatter-adding them takes its hypotest from ~0.8 to ~0.65 ms. A gathered term
+    costs several dense multiply-adds: the AGC workspace (3.7k terms, 25k multiply-adds) is faster
+    dense, so the sparse form is used only at 16x fewer terms.
+    """
+    npars, nb = jac.shape
+    if not small:
+        pattern = _jacobian_pattern(t, npars, nb)
+        shared = int(np.sum(np.sum(pattern, axis=0) ** 2))
+        if 16 * shared < npars * npars * nb:
+            p, q, b = [], [], []
+            for j in range(nb):
+                rows = np.flatnonzero(pattern[:, j])
+                p.append(np.repeat(rows, rows.size))
+                q.append(np.tile(rows, rows.size))
+                b.append(np.full(rows.size**2, j))
+            p, q, b = (np.concatenate(x) for x in (p, q, b))
+            terms = jac[p, b] * d2[b] * jac[q, b]
+            return jnp.zeros(npars * npars).at[p * npars + q].add(terms).reshape(npars, npars)
+    return _einsum("nb,b,pb->np", jac, d2, jac, small=small)
+
+
+def _jacobian_pattern(t, npars: int, nb: int) -> np.ndarray:
+    """Where the Jacobian of the rates can be non-zero: ``[parameter, bin]``, from the tables."""
+    pattern = np.zeros((npars, nb), dtype=bool)
+    for par, mask in zip(t["histosys_par"], t["histosys_mask"], strict=True):
+        pattern[par] |= mask.any(axis=0)
+    for par, cmask in zip(t["normsys_par"], t["normsys_cmask"], strict=True):
+        pattern[par] |= cmask.any(axis=0)[t["bin_channel"]]
+    bins = np.arange(nb)
+    for pars, mask in zip(t["factor_par"], t["factor_mask"], strict=True):
+        active = mask.any(axis=0)
+        pattern[pars[active], bins[active]] = True
+    return pattern
 
 
 def _mirrored(structure, prep, pars, grad, d1, nu, norm, lin_total, hs, ns, small) -> Array:
