@@ -114,9 +114,8 @@ def _point_and_data(model, seed=1):
     bounds = np.asarray(model.config.suggested_bounds())
     init = np.asarray(model.config.suggested_init())
     pars = np.clip(init + rng.normal(0, 0.1, init.size), bounds[:, 0], bounds[:, 1])
-    data = np.asarray(model.expected_data(init)) * rng.uniform(
-        0.8, 1.2, len(model.expected_data(init))
-    )
+    expected = np.asarray(model.expected_data(init))
+    data = expected * rng.uniform(0.8, 1.2, expected.size)
     return jnp.asarray(pars), jnp.asarray(data)
 
 
