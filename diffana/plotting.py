@@ -28,6 +28,10 @@ _STYLE = [mplhep.style.CMS, {"font.size": 14, "axes.titlesize": 14, "legend.font
 def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png",)) -> list[Path]:
     """Write ``fig`` as ``stem.png`` (and/or ``.pdf``); returns the paths written.
 
+    The figure is drawn in the style it was made in: text such as ``$H_T$`` is laid out when the
+    file is written, and outside the style matplotlib's default math fonts ask for a ``cursive``
+    family most machines do not have (a warning per figure).
+
     Examples:
         >>> import tempfile
         >>> fig = Figure(); _ = fig.subplots().plot([0, 1])
@@ -37,10 +41,11 @@ def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png",)) -> li
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=110 if fmt == "png" else None, bbox_inches="tight")
-        paths.append(path)
+    with mpl.style.context(_STYLE):
+        for fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            fig.savefig(path, dpi=110 if fmt == "png" else None, bbox_inches="tight")
+            paths.append(path)
     return paths
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import hist
 import numpy as np
 import pytest
@@ -107,3 +110,22 @@ def test_save_writes_png_and_pdf(stacked, tmp_path):
     assert [p.name for p in paths] == ["stacked.png", "stacked.pdf"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert paths[1].read_bytes()[:5] == b"%PDF-"
+
+
+def test_save_draws_math_labels_without_font_warnings(tmp_path):
+    # the $H_T$ label is laid out when the file is written; matplotlib's default math fonts
+    # (outside the figures' style) look for a 'cursive' family and warn when it is missing. In a
+    # fresh process: matplotlib caches font lookups, and warns only at the first.
+    script = f"""
+import hist
+from diffana.plotting import plot_stacked, save
+h = hist.Hist(hist.axis.Regular(3, 0.0, 3.0), storage=hist.storage.Weight())
+h.fill([0.5, 1.5, 1.5])
+fig = plot_stacked({{"A": {{"s": h}}}}, {{"A": h}}, labels={{"A": "$H_T$ [GeV]"}})
+save(fig, {str(tmp_path / "stacked")!r}, ["png"])
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert (tmp_path / "stacked.png").exists()
+    assert "findfont" not in run.stderr, run.stderr
