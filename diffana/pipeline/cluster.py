@@ -27,6 +27,7 @@ from diffana.errors import ConfigError, missing_dependency
 __all__ = [
     "MALLOC_ENV",
     "WORKER_ENV",
+    "WORKER_PRELOAD",
     "AddressConfig",
     "ClusterConfig",
     "Connection",
@@ -48,6 +49,9 @@ WORKER_ENV: dict[str, str] = {
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
+
+#: imported by every worker as it starts (:mod:`diffana.pipeline.worker`)
+WORKER_PRELOAD = "diffana.pipeline.worker"
 
 MALLOC_ENV: dict[str, str] = {
     "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
@@ -182,6 +186,7 @@ def build_cluster(config: Any) -> Any:
                 host=config.host,
                 dashboard_address=config.dashboard_address,
                 env=dict(WORKER_ENV),
+                preload=[WORKER_PRELOAD],
             )
     if isinstance(config, JobqueueConfig):
         exports = [f"export {k}='{v}'" for k, v in {**WORKER_ENV, **MALLOC_ENV}.items()]
@@ -192,6 +197,7 @@ def build_cluster(config: Any) -> Any:
             "walltime": config.walltime,
             "job_extra_directives": list(config.job_extra_directives),
             "job_script_prologue": exports + list(config.job_script_prologue),
+            "worker_extra_args": ["--preload", WORKER_PRELOAD],
         }
         for name in ("queue", "account", "python", "interface", "local_directory", "log_directory"):
             value = getattr(config, name)
@@ -202,7 +208,9 @@ def build_cluster(config: Any) -> Any:
                 kwargs.pop(name, None)
             kwargs["disk"] = config.extra.get("disk", config.memory)
             kwargs["job_extra_directives"] = _condor_directives(config.job_extra_directives)
-        kwargs.update({k: v for k, v in config.extra.items() if k != "disk"})
+        extra = {k: v for k, v in config.extra.items() if k != "disk"}
+        kwargs["worker_extra_args"] += list(extra.pop("worker_extra_args", []))
+        kwargs.update(extra)
         cluster = _jobqueue_class(config.kind)(**kwargs)
         if config.jobs:
             cluster.scale(jobs=config.jobs)

@@ -13,6 +13,7 @@ from diffana.errors import ConfigError, MissingDependencyError
 from diffana.pipeline.cluster import (
     MALLOC_ENV,
     WORKER_ENV,
+    WORKER_PRELOAD,
     AddressConfig,
     InProcessConfig,
     JobqueueConfig,
@@ -60,6 +61,11 @@ def test_local_cluster_workers_are_processes_on_loopback_with_one_xla_thread(loc
     for initial in started.values():
         for key, value in MALLOC_ENV.items():
             assert f"{key}={value}".encode() in initial, (key, initial)
+    # JAX, coffea and the kernels are imported as the workers start, not by the first skim task
+    preloaded = local_client.run(
+        lambda: [m in sys.modules for m in ("jax", "coffea.nanoevents", "diffana.pipeline.skim")]
+    )
+    assert all(all(found) for found in preloaded.values()), preloaded
 
 
 def test_connect_to_an_address_and_to_a_cluster_object(local_client):
@@ -134,6 +140,7 @@ def test_jobqueue_job_scripts(kind, directive, expected):
     assert "--nthreads 1 " in script
     assert "--nworkers 4 " in script
     assert "--memory-limit 4.00GiB" in script
+    assert f"--preload {WORKER_PRELOAD}" in script
 
 
 def test_missing_dask_jobqueue_names_the_install_command(monkeypatch):
