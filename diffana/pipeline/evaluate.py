@@ -11,8 +11,12 @@ block runs one compiled kernel of the processor's ``histograms`` in the paramete
 
 Kernels are cached per process by processor fingerprint, kind and hard/soft, and ``jax.jit``
 compiles each once per block shape, so a worker compiles a few times per run and every later step
-only runs them. :func:`tree_sum` adds partial results pairwise in chunk order: every executor does
-the same additions in the same order, so all give the same numbers.
+only runs them. :func:`tree_sum` adds partial results pairwise in chunk order. In process that is
+one tree over every chunk; on a cluster each worker sums its share of the chunks in one task
+(:func:`evaluate_group`, a tree in chunk order) and the client adds the shares in a fixed order.
+The shares are fixed after the skim (:func:`balanced_placement`), so a step gives the same numbers
+whichever worker runs which share, a lost worker's share recomputed elsewhere included; the two
+executors agree to rounding.
 """
 
 from __future__ import annotations
@@ -30,7 +34,17 @@ from diffana.pipeline.blocks import ChunkBlocks, slabs
 from diffana.pipeline.histogram import SoftHistogram
 from diffana.processors.base import ColumnBlock, Processor
 
-__all__ = ["HistPart", "Kind", "Partial", "evaluate_chunk", "merge", "param_vector", "tree_sum"]
+__all__ = [
+    "HistPart",
+    "Kind",
+    "Partial",
+    "balanced_placement",
+    "evaluate_chunk",
+    "evaluate_group",
+    "merge",
+    "param_vector",
+    "tree_sum",
+]
 
 Kind = Literal["value", "jvp", "vjp"]
 
@@ -103,6 +117,42 @@ def tree_sum(items: Sequence[Any], combine: Callable[[Any, Any], Any]) -> Any:
         pairs = [combine(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         level = pairs + ([level[-1]] if len(level) % 2 else [])
     return level[0]
+
+
+def balanced_placement(
+    holders: Sequence[Sequence[str]], costs: Sequence[float], workers: Sequence[str]
+) -> list[str]:
+    """A worker for each chunk: contiguous shares of the chunks of about equal cost, one per worker.
+
+    ``costs[i]`` is the work of chunk ``i`` (slabs to evaluate) and ``holders[i]`` the workers that
+    hold its blocks now. The shares depend only on the costs and the number of workers (chunk
+    ``i`` goes to the share whose cost interval holds its midpoint), so the sums of a step do not
+    depend on where the skim left the blocks; each share goes to the worker that holds most of
+    its cost, to move few blocks.
+
+    Examples:
+        >>> balanced_placement([["a"], ["a"], ["b"], ["b"]], [3, 2, 2, 3], ["a", "b"])
+        ['a', 'a', 'b', 'b']
+        >>> balanced_placement([["b"], ["b"], ["b"], ["a"]], [1, 1, 1, 1], ["a", "b"])
+        ['b', 'b', 'a', 'a']
+    """
+    total, n = float(sum(costs)), len(workers)
+    shares, done = [], 0.0
+    for cost in costs:
+        shares.append(min(int((done + cost / 2) * n / total), n - 1) if total > 0 else 0)
+        done += cost
+    held: dict[tuple[int, str], float] = {}
+    for share, cost, where in zip(shares, costs, holders, strict=True):
+        for worker in where:
+            held[share, worker] = held.get((share, worker), 0.0) + cost
+    owner: dict[int, str] = {}
+    for share, worker in sorted(held, key=lambda k: (-held[k], k)):
+        if share not in owner and worker in workers and worker not in owner.values():
+            owner[share] = worker
+    free = iter(w for w in workers if w not in owner.values())
+    for share in sorted(set(shares) - set(owner)):
+        owner[share] = next(free)
+    return [owner[share] for share in shares]
 
 
 def param_vector(processor: Processor, params: Mapping[str, float] | None) -> np.ndarray:
@@ -257,3 +307,14 @@ def evaluate_chunk(
             part = HistPart(arrays[0], arrays[1], *meta[key], *jacs)
             hists[name] = hists[name] + part if name in hists else part
     return Partial(hists, grad, sum(blocks.kept.values()))
+
+
+def evaluate_group(items: Sequence[Any], processor: Processor, **kwargs: Any) -> Partial:
+    """The sum of :func:`evaluate_chunk` over several chunks, a tree in their order: one task per
+    worker and step. An item that is already a :class:`Partial` (a chunk evaluated earlier in the
+    same pass) takes its place in the tree as it is."""
+    parts = [
+        item if isinstance(item, Partial) else evaluate_chunk(item, processor, **kwargs)
+        for item in items
+    ]
+    return tree_sum(parts, merge)

@@ -1,7 +1,8 @@
 """Phase 1, the skim: NanoEvents in dask mode → ``processor.skim`` per partition → column blocks.
 
-For each file the chunks become the partitions of one coffea NanoEvents collection in dask mode
-(``NanoEventsFactory.from_root(..., mode="dask")`` with one step per chunk);
+For each dataset the chunks of its files become the partitions of one coffea NanoEvents collection
+in dask mode (``NanoEventsFactory.from_root(..., mode="dask")`` over the dataset's files, one step
+per chunk; files of different tree layouts, or whose layout is not known, get a collection each);
 ``dask_awkward.map_partitions`` applies the processor's skim to each partition, so dask-awkward's
 column optimisation traces the skim on typetracers and reads only the branches it touches
 (:func:`necessary_columns` shows them). Each partition then becomes a :class:`ChunkBlocks` of dense
@@ -27,7 +28,7 @@ from diffana.pipeline.blocks import DEFAULT_SLAB, ChunkBlocks, pack_skim, unpack
 from diffana.pipeline.readstats import CountingSource
 from diffana.processors.base import Chunk, Processor
 
-__all__ = ["compute_blocks", "necessary_columns", "skim_collections", "skim_tasks"]
+__all__ = ["compute_blocks", "group_chunks", "necessary_columns", "skim_collections", "skim_tasks"]
 
 
 def _schema(processor: Processor) -> Any:
@@ -49,11 +50,30 @@ class _SkimPartition:
         return pack_skim(self.processor.skim(events))
 
 
-def _group_by_file(chunks: Iterable[Chunk]) -> dict[tuple[str, str, str], list[Chunk]]:
+def group_chunks(
+    chunks: Iterable[Chunk], forms: Mapping[str, str] | None = None
+) -> list[list[Chunk]]:
+    """The chunks of each collection: a dataset's files of one known tree layout together (in
+    file order, then entry order), a file of unknown layout alone.
+
+    One collection per dataset rather than per file: building a collection and its column
+    optimisation (a typetracer pass of the skim) cost the client ~0.1 s each, on the cores the
+    workers read with.
+    """
     groups: dict[tuple[str, str, str], list[Chunk]] = {}
     for chunk in chunks:
-        groups.setdefault((chunk.dataset, chunk.file, chunk.treename), []).append(chunk)
-    return groups
+        form = (forms or {}).get(chunk.file)
+        layout = f"form:{form}" if form is not None else f"file:{chunk.file}"
+        groups.setdefault((chunk.dataset, chunk.treename, layout), []).append(chunk)
+    for key, group in groups.items():
+        order = {f: i for i, f in enumerate(dict.fromkeys(c.file for c in group))}
+        groups[key] = sorted(group, key=lambda c: (order[c.file], c.entry_start))
+    return list(groups.values())
+
+
+def _metadata(group: Sequence[Chunk]) -> dict[str, Any]:
+    """The collection's ``events.metadata``: the dataset's, with ``dataset`` and ``treename``."""
+    return {k: v for k, v in group[0].metadata.items() if k != "filename"}
 
 
 def skim_collections(
@@ -64,10 +84,10 @@ def skim_collections(
     errors: list[tuple[list[Chunk], InputFileError]] | None = None,
     forms: Mapping[str, str] | None = None,
 ) -> list[tuple[list[Chunk], dak.Array]]:
-    """One dask-awkward collection of packed skim output per file, one partition per chunk.
+    """Dask-awkward collections of packed skim output (:func:`group_chunks`), one partition per chunk.
 
     ``forms`` maps a file to the JSON of its tree's uproot form (``ChunkedFileset.forms``); a file
-    without one is opened here to read it. A file whose structure cannot be read raises
+    without one is opened here to read it. A collection whose structure cannot be read raises
     :class:`~diffana.errors.InputFileError`, or is appended to ``errors`` with its chunks when a
     list is given.
     """
@@ -76,9 +96,14 @@ def skim_collections(
     options = {"handler": CountingSource, **(uproot_options or {})}
     parsed: dict[str, Any] = {}  # files of one layout share a form
     out = []
-    for (_, file, treename), group in _group_by_file(chunks).items():
-        steps = [[c.entry_start, c.entry_stop] for c in group]
-        form = (forms or {}).get(file)
+    for group in group_chunks(chunks, forms):
+        treename = group[0].treename
+        files: dict[str, Any] = {}
+        for c in group:
+            files.setdefault(c.file, {"object_path": treename, "steps": []})["steps"].append(
+                [c.entry_start, c.entry_stop]
+            )
+        form = (forms or {}).get(group[0].file)
         if form is not None and form not in parsed:
             parsed[form] = ak.forms.from_json(form)
         try:
@@ -91,15 +116,16 @@ def skim_collections(
                     "ignore", message="Branch .* already exists", category=RuntimeWarning
                 )
                 events = NanoEventsFactory.from_root(
-                    {file: {"object_path": treename, "steps": steps}},
-                    metadata=dict(group[0].metadata),
+                    files,
+                    metadata=_metadata(group),
                     schemaclass=_schema(processor),
                     mode="dask",
                     uproot_options=options,
                     known_base_form=None if form is None else parsed[form],
                 ).events()
         except Exception as exc:
-            msg = f"dataset {group[0].dataset!r}, file {file}: cannot build NanoEvents ({type(exc).__name__}: {exc})"
+            where = ", ".join(files)
+            msg = f"dataset {group[0].dataset!r}, file {where}: cannot build NanoEvents ({type(exc).__name__}: {exc})"
             if errors is None:
                 raise InputFileError(msg) from exc
             errors.append((group, InputFileError(msg)))

@@ -11,8 +11,8 @@ A processor is stateless and has four parts:
    events kept for that systematic and whose other axes are regular, plus a ``"weight"`` column of
    per-event weights. ``"nominal"`` is always present; object-level variations (jet energy scale,
    ...) add one entry each. Dataset-level facts (``process``, ``xsec``, ``nevts``, ...) come from
-   ``events.metadata``, which holds the fileset metadata of the dataset plus ``dataset``,
-   ``filename`` and ``treename``. Events may be dropped by a loose preselection that no parameter
+   ``events.metadata``, which holds the fileset metadata of the dataset plus ``dataset`` and
+   ``treename`` (a dataset's files are one collection, as in coffea's dask mode). Events may be dropped by a loose preselection that no parameter
    value within the bounds can undo.
 3. :meth:`Processor.prepare` (optional, once per block): dense numpy/JAX work that does not depend
    on the parameters (trijet kinematics, ...), done once after the skim instead of at every step.

@@ -157,6 +157,9 @@ def test_first_pass_on_one_chunk_gives_the_same_histograms(toy, toy_fileset, toy
             got = engine.evaluate(PARAMS, hardness=2.0)
             (_, jac) = engine.jacobian(PARAMS, hardness=2.0)
             assert engine._compiled == {("value", False), ("jvp", False)}
+            again = engine.evaluate(PARAMS, hardness=2.0)  # no chunk alone: the same sums
+            for name in got:
+                np.testing.assert_array_equal(again[name].sumw, got[name].sumw)
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
     inproc = toy_engines["inprocess"]
@@ -168,6 +171,23 @@ def test_first_pass_on_one_chunk_gives_the_same_histograms(toy, toy_fileset, toy
     for name in want:
         np.testing.assert_allclose(got[name].sumw, want[name].sumw, rtol=1e-12, atol=1e-300)
         np.testing.assert_allclose(jac[name].sumw, want_jac[name].sumw, rtol=1e-12, atol=1e-12)
+
+
+def test_each_worker_evaluates_an_equal_share_of_blocks_it_holds(toy_engines, local_client):
+    import distributed
+
+    engine = toy_engines["local"]
+    holders = local_client.who_has(engine._blocks)
+    assert all(w in holders[b.key] for b, w in zip(engine._blocks, engine._plan, strict=True))
+    loads: dict[str, int] = {}
+    for worker, cost in zip(engine._plan, engine._costs, strict=True):
+        loads[worker] = loads.get(worker, 0) + cost
+    assert sorted(loads) == sorted(local_client.nthreads())
+    assert max(loads.values()) - min(loads.values()) <= max(engine._costs)
+    with distributed.get_task_stream(client=local_client) as stream:
+        engine.jacobian(PARAMS)
+    tasks = [t for t in stream.data if "evaluate_group" in str(t["key"])]
+    assert sorted(t["worker"] for t in tasks) == sorted(loads)  # one task per worker and step
 
 
 def test_report_counts_chunks_events_branches_and_bytes(toy_engines, toy_fileset):

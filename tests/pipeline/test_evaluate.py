@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from diffana.errors import ConfigError
-from diffana.pipeline.evaluate import HistPart, Partial, merge, param_vector, tree_sum
+from diffana.pipeline.evaluate import (
+    HistPart,
+    Partial,
+    balanced_placement,
+    merge,
+    param_vector,
+    tree_sum,
+)
 
 
 def _part(values, jac=None):
@@ -54,3 +61,27 @@ def test_param_vector_in_processor_order(toy):
         ConfigError, match=r"unknown \['eta'\], missing \[\].*expected exactly \['jet_pt', 'btag'\]"
     ):
         param_vector(proc, {"btag": 0.7, "jet_pt": 25, "eta": 1.0})
+
+
+def test_balanced_placement_gives_contiguous_equal_shares_whoever_holds_the_blocks():
+    rng = np.random.default_rng(1)
+    costs = list(rng.integers(1, 9, size=60))
+    workers = ["w0", "w1", "w2"]
+    plans = [
+        balanced_placement([[str(w)] for w in rng.choice(workers, 60)], costs, workers)
+        for _ in range(5)
+    ]
+    # the same chunks go together whatever the holders: only which worker gets a share changes
+    shares = [[plan.index(w) for w in plan] for plan in plans]
+    groups = [
+        [sorted(i for i, w in enumerate(plan) if w == x) for x in dict.fromkeys(plan)]
+        for plan in plans
+    ]
+    assert all(g == groups[0] for g in groups)
+    assert all(s == sorted(s) for s in shares)  # contiguous runs of the chunk order
+    loads = [sum(costs[i] for i in group) for group in groups[0]]
+    assert len(loads) == 3
+    assert max(loads) - min(loads) <= max(costs)
+    # a share goes to the worker that holds most of it
+    held = ["w1"] * 20 + ["w2"] * 20 + ["w0"] * 20
+    assert balanced_placement([[h] for h in held], [1] * 60, workers) == held

@@ -4,6 +4,7 @@ padded blocks; the real CMS NanoAOD file goes through the engine like the synthe
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import awkward as ak
 import dask_awkward as dak
@@ -58,6 +59,27 @@ def test_collections_from_known_forms_open_no_file_and_skim_the_same(toy, real_f
         dak.report_necessary_columns(a).popitem()[1] == dak.report_necessary_columns(b).popitem()[1]
     )
     assert ak.array_equal(a.compute(scheduler="sync"), b.compute(scheduler="sync"))
+
+
+@pytest.mark.filterwarnings("ignore:Running on a single-machine scheduler:UserWarning")
+def test_a_datasets_files_are_one_collection_with_a_partition_per_chunk(toy, real_fileset, tmp_path):
+    (original,) = real_fileset["ttbar__nominal"]["files"]
+    copies = [tmp_path / "a.root", tmp_path / "b.root"]
+    for copy in copies:
+        shutil.copyfile(original, copy)
+    entry = real_fileset["ttbar__nominal"]
+    fileset = {"ttbar__nominal": {**entry, "files": {str(c): "Events" for c in copies}}}
+    chunks, _, _, forms = chunk_fileset(fileset, 100)
+    assert [(Path(c.file).name, c.entry_start) for c in chunks] == [
+        ("a.root", 0), ("a.root", 100), ("b.root", 0), ("b.root", 100)
+    ]  # fmt: skip
+    ((group, packed),) = skim_collections(toy.Processor(), chunks, forms=forms)
+    assert group == chunks
+    assert packed.npartitions == 4
+    ((_, single),) = skim_collections(toy.Processor(), chunks[:2], forms=forms)
+    whole, first = packed.compute(scheduler="sync"), single.compute(scheduler="sync")
+    assert ak.array_equal(whole[:2], first)
+    assert ak.array_equal(whole[2:], first)  # the second file holds the same events
 
 
 def test_real_nanoaod_through_the_engine(toy, real_fileset, tmp_path):
