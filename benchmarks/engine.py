@@ -10,7 +10,8 @@ Measured, each against its peer in this script:
    core, coffea's time the better of two passes (the first warms the page cache). The engine's
    hard histograms are checked against coffea's.
 2. ``two_worker_speedup_skim`` / ``two_worker_speedup_evaluate``: a LocalCluster with 2 single-threaded
-   workers vs 1 worker, for the skim and for one step.
+   workers vs 1 worker, for the skim and for one step (the median of 3); ``..._10M`` the same on
+   the 10x dataset of 4. (blocks in worker memory).
 3. ``bytes_read_fraction``: bytes delivered by uproot's source during the skim (entry counts and
    forms included) over the size of the file, on a NanoAOD-width file (the 947 branches of the real
    CMS file in ``../shared``, its 200 events resampled to the 1.2 M of the AGC's median ttbar
@@ -414,6 +415,23 @@ def cluster_run(
     }
 
 
+def scaling(one: dict, two: dict, suffix: str) -> dict[str, float]:
+    """Two workers vs one, skim and step, from two :func:`cluster_run` results."""
+    print(
+        f"LocalCluster 1 vs 2 workers{suffix}: skim {one['skim_s']:.2f} / {two['skim_s']:.2f} s,"
+        f" step {one['step_s']:.3f} / {two['step_s']:.3f} s"
+    )
+    figures = {
+        "two_worker_speedup_skim": one["skim_s"] / two["skim_s"],
+        "two_worker_speedup_evaluate": one["step_s"] / two["step_s"],
+        "skim_s_1_worker": one["skim_s"],
+        "skim_s_2_workers": two["skim_s"],
+        "step_s_1_worker": one["step_s"],
+        "step_s_2_workers": two["step_s"],
+    }
+    return {k + suffix: v for k, v in figures.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -493,17 +511,7 @@ def main() -> None:
     # 2. two workers vs one
     one = cluster_run(processor, fileset, args, 1)
     two = cluster_run(processor, fileset, args, 2)
-    results.update(
-        two_worker_speedup_skim=one["skim_s"] / two["skim_s"],
-        two_worker_speedup_evaluate=one["step_s"] / two["step_s"],
-        skim_s_1_worker=one["skim_s"],
-        skim_s_2_workers=two["skim_s"],
-        step_s_1_worker=one["step_s"],
-        step_s_2_workers=two["step_s"],
-    )
-    print(
-        f"LocalCluster 1 vs 2 workers: skim {one['skim_s']:.2f} / {two['skim_s']:.2f} s, step {one['step_s']:.3f} / {two['step_s']:.3f} s"
-    )
+    results.update(scaling(one, two, ""))
 
     # 3. bytes read on NanoAOD-width files
     wide = nanoaod_width(args.workdir, 20_000 if args.quick else WIDE_EVENTS)
@@ -525,7 +533,7 @@ def main() -> None:
         f" {metadata:,}; synthetic files: {report.bytes_read_fraction:.2%}"
     )
 
-    # 4. peak worker memory, 10x vs 1x the events
+    # 4. peak worker memory, 10x vs 1x the events (and 2 workers vs 1 on the 10x dataset)
     ten = replicated(fileset, 10, args.workdir / "x10")
     for keep in ("disk", "memory"):
         peaks = {}
@@ -540,7 +548,7 @@ def main() -> None:
                 keep=keep,
                 cache=cache if keep == "disk" else None,
                 sample=True,
-                repeats=1,
+                repeats=3 if (keep, label) == ("memory", "10x") else 1,
             )
             peaks[label] = run["peak_rss"]
             print(
@@ -551,6 +559,8 @@ def main() -> None:
         results[f"peak_memory_ratio_10M_vs_1M{suffix}"] = peaks["10x"] / peaks["1x"]
         results[f"peak_rss_mib_1x{suffix}"] = peaks["1x"] / 2**20
         results[f"peak_rss_mib_10x{suffix}"] = peaks["10x"] / 2**20
+    two_10 = run  # the last run: 2 workers, 10x, blocks in memory
+    results.update(scaling(cluster_run(processor, ten, args, 1), two_10, "_10M"))
     results["cpu"] = f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in results.items()}))
 
