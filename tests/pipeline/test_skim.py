@@ -62,7 +62,9 @@ def test_collections_from_known_forms_open_no_file_and_skim_the_same(toy, real_f
 
 
 @pytest.mark.filterwarnings("ignore:Running on a single-machine scheduler:UserWarning")
-def test_a_datasets_files_are_one_collection_with_a_partition_per_chunk(toy, real_fileset, tmp_path):
+def test_a_datasets_files_are_one_collection_with_a_partition_per_chunk(
+    toy, real_fileset, tmp_path
+):
     (original,) = real_fileset["ttbar__nominal"]["files"]
     copies = [tmp_path / "a.root", tmp_path / "b.root"]
     for copy in copies:
