@@ -13,7 +13,9 @@ Measured, events per second on one core (``NPROC`` and ``XLA_FLAGS`` set below),
 * ``soft_jacobian``: soft + forward Jacobian in the 4 parameters (one ``linearize``, one tangent
   per parameter, as the engine does);
 * ``soft_vjp``: soft + reverse-mode VJP of a cotangent on all bins;
-* ``soft_10_variations``: soft with a ``[events, 10]`` weight matrix per region.
+* ``soft_10_variations``: soft with a ``[events, 10]`` weight matrix per region;
+* ``..._object_major``: hard, soft, Jacobian and VJP with the jet columns ``[8, events]`` (the ops'
+  ``axis=0``) instead of ``[events, 8]``.
 
 Then the studies: counting formulations (sigmoid of the soft count vs Poisson-binomial) against the
 hard count, and the bias of the soft trijet choice against the hard one. The last line is JSON.
@@ -105,8 +107,10 @@ def skim(events: dict[str, np.ndarray], chunk: int = 50_000) -> dict[str, np.nda
     return {**columns, "mbjj": np.concatenate(mbjj).astype(np.float32), "weight": events["weight"]}
 
 
-def histograms(theta, columns, hardness, weights=None):
-    """The two AGC regions; ``weights`` (``[events, variations]``) replaces the event weight."""
+def histograms(theta, columns, hardness, weights=None, axis=-1):
+    """The two AGC regions; ``weights`` (``[events, variations]``) replaces the event weight.
+
+    Jet columns ``[events, 8]``, or object-major ``[8, events]`` with ``axis=0``."""
     lep_cut, jet_cut, btag_cut, eta_cut = (theta[i] for i in range(4))
     lepton = cut(columns["lepton_pt"], lep_cut, width=WIDTHS[0], hardness=hardness)
     jets = cut(
@@ -116,12 +120,12 @@ def histograms(theta, columns, hardness, weights=None):
         jnp.abs(columns["jet_eta"]), eta_cut, width=WIDTHS[3], hardness=hardness, op="<"
     )
     tagged = jets * cut(columns["jet_btag"], btag_cut, width=WIDTHS[2], hardness=hardness)
-    base = lepton * at_least(jets, 4, hardness=hardness)
+    base = lepton * at_least(jets, 4, hardness=hardness, axis=axis)
     weight = columns["weight"] if weights is None else weights
     expand = (lambda w: w) if weights is None else (lambda w: w[:, None])
-    w1b = expand(base * exactly(tagged, 1, hardness=hardness)) * weight
-    w2b = expand(base * at_least(tagged, 2, hardness=hardness)) * weight
-    ht = scalar_sum(columns["jet_pt"], jets)
+    w1b = expand(base * exactly(tagged, 1, hardness=hardness, axis=axis)) * weight
+    w2b = expand(base * at_least(tagged, 2, hardness=hardness, axis=axis)) * weight
+    ht = scalar_sum(columns["jet_pt"], jets, axis=axis)
     return {
         "4j1b": kde_histogram(ht, AGC, bandwidth=BANDWIDTH, hardness=hardness, weights=w1b),
         "4j2b": kde_histogram(
@@ -155,23 +159,28 @@ def _sumw(hists):
     return {k: (h.sumw, h.sumw2) for k, h in hists.items()}
 
 
-hard_kernel = jax.jit(lambda theta, columns: _sumw(histograms(theta, columns, HARD)))
-soft_kernel = jax.jit(lambda theta, columns, h: _sumw(histograms(theta, columns, h)))
-variations_kernel = jax.jit(lambda theta, columns, h, w: _sumw(histograms(theta, columns, h, w)))
+def kernels(axis: int = -1) -> dict[str, Callable]:
+    """The compiled passes, for jet columns with the object axis ``axis``."""
 
+    def sums(theta, columns, hardness, weights=None):
+        return _sumw(histograms(theta, columns, hardness, weights, axis))
 
-@jax.jit
-def jacobian_kernel(theta, columns, hardness):
-    # As the engine's forward kernel: one linearisation, then one tangent per parameter.
-    out, push = jax.linearize(lambda t: _sumw(histograms(t, columns, hardness)), theta)
-    tangents = [push(t) for t in jnp.eye(theta.shape[0], dtype=theta.dtype)]
-    return out, jax.tree.map(lambda *c: jnp.stack(c, axis=-1), *tangents)
+    def jacobian(theta, columns, hardness):
+        # As the engine's forward kernel: one linearisation, then one tangent per parameter.
+        out, push = jax.linearize(lambda t: sums(t, columns, hardness), theta)
+        tangents = [push(t) for t in jnp.eye(theta.shape[0], dtype=theta.dtype)]
+        return out, jax.tree.map(lambda *c: jnp.stack(c, axis=-1), *tangents)
 
+    def vjp(theta, columns, hardness, cotangent):
+        out, pullback = jax.vjp(lambda t: sums(t, columns, hardness), theta)
+        return out, pullback(cotangent)[0]
 
-@jax.jit
-def vjp_kernel(theta, columns, hardness, cotangent):
-    out, pullback = jax.vjp(lambda t: _sumw(histograms(t, columns, hardness)), theta)
-    return out, pullback(cotangent)[0]
+    return {
+        "hard": jax.jit(lambda theta, columns: sums(theta, columns, HARD)),
+        "soft": jax.jit(sums),
+        "jacobian": jax.jit(jacobian),
+        "vjp": jax.jit(vjp),
+    }
 
 
 def best_time(fn: Callable[[], object], repeat: int) -> float:
@@ -184,6 +193,17 @@ def best_time(fn: Callable[[], object], repeat: int) -> float:
     return min(times)
 
 
+def pass_timings(kernel, cols, theta, hardness, cotangent, repeat, suffix):
+    """Best times of the hard, soft, soft + Jacobian and soft + VJP passes of one layout."""
+    calls = {
+        "hard": lambda: kernel["hard"](theta, cols),
+        "soft": lambda: kernel["soft"](theta, cols, hardness),
+        "soft_jacobian": lambda: kernel["jacobian"](theta, cols, hardness),
+        "soft_vjp": lambda: kernel["vjp"](theta, cols, hardness, cotangent),
+    }
+    return {name + suffix: best_time(call, repeat) for name, call in calls.items()}
+
+
 def speed(events: int, repeat: int) -> dict[str, float]:
     raw = make_events(events)
     columns_np = skim(raw)
@@ -194,24 +214,34 @@ def speed(events: int, repeat: int) -> dict[str, float]:
         columns_np["weight"][:, None] * np.random.default_rng(1).normal(1.0, 0.05, (events, 10)),
         jnp.float32,
     )
-    cotangent = jax.tree.map(jnp.ones_like, soft_kernel(theta, columns, hardness))
-
-    # The hard twin is the ordinary analysis.
-    hard = hard_kernel(theta, columns)
-    reference = numpy_hist(NOMINAL, columns_np)
-    for key in hard:
-        np.testing.assert_allclose(hard[key][0], reference[key].view(flow=True).value, rtol=1e-4)
-
-    timings = {
-        "numpy_hist": best_time(lambda: numpy_hist(NOMINAL, columns_np), repeat),
-        "hard": best_time(lambda: hard_kernel(theta, columns), repeat),
-        "soft": best_time(lambda: soft_kernel(theta, columns, hardness), repeat),
-        "soft_jacobian": best_time(lambda: jacobian_kernel(theta, columns, hardness), repeat),
-        "soft_vjp": best_time(lambda: vjp_kernel(theta, columns, hardness, cotangent), repeat),
-        "soft_10_variations": best_time(
-            lambda: variations_kernel(theta, columns, hardness, variations), repeat
-        ),
+    event_major, object_major = kernels(), kernels(axis=0)
+    jets = ("jet_pt", "jet_eta", "jet_btag", "jet_mask")
+    transposed = {
+        k: jnp.asarray(v.T) if k in jets else jnp.asarray(v) for k, v in columns_np.items()
     }
+    cotangent = jax.tree.map(jnp.ones_like, event_major["soft"](theta, columns, hardness))
+
+    # The hard twin is the ordinary analysis, in either layout.
+    reference = numpy_hist(NOMINAL, columns_np)
+    for kernel, cols in ((event_major, columns), (object_major, transposed)):
+        hard = kernel["hard"](theta, cols)
+        for key in hard:
+            np.testing.assert_allclose(
+                hard[key][0], reference[key].view(flow=True).value, rtol=1e-4
+            )
+    soft = event_major["soft"](theta, columns, hardness)
+    for key, (sumw, _) in object_major["soft"](theta, transposed, hardness).items():
+        np.testing.assert_allclose(sumw, soft[key][0], rtol=1e-5, atol=1e-3)
+
+    timings = {"numpy_hist": best_time(lambda: numpy_hist(NOMINAL, columns_np), repeat)}
+    for suffix, kernel, cols in (
+        ("", event_major, columns),
+        ("_object_major", object_major, transposed),
+    ):
+        timings.update(pass_timings(kernel, cols, theta, hardness, cotangent, repeat, suffix))
+    timings["soft_10_variations"] = best_time(
+        lambda: event_major["soft"](theta, columns, hardness, variations), repeat
+    )
     rates = {f"{k}_events_per_second": events / t for k, t in timings.items()}
     print(f"{events} events, best of {repeat} (seconds; M events/s; ratio to the hard twin):")
     for k, t in timings.items():

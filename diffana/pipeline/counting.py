@@ -61,21 +61,26 @@ Method = Literal["poisson_binomial", "sigmoid"]
 _UNROLL = 32  # object axes up to this length are unrolled (fuses into one loop); longer ones scan
 
 
-def columns(values: ObjectValues) -> list[jax.Array]:
+def columns(values: ObjectValues, axis: int = -1) -> list[jax.Array]:
     """The per-object columns ``values[..., j]`` of a short object axis, as a list.
 
     Taken with one ``unstack`` rather than ``j`` slices: in reverse mode the slices' transposes
-    (pads of the whole array) made XLA's CPU gradients several times slower.
+    (pads of the whole array) made XLA's CPU gradients several times slower. ``axis`` is the
+    object axis: the last (``[events, objects]``, the default) or the first (object-major
+    ``[objects, events]``, whose columns are contiguous: cuts and counts over them ran 2x faster
+    on XLA's CPU backend).
 
     Examples:
         >>> [c.tolist() for c in columns(jnp.array([[1.0, 2.0], [3.0, 4.0]]))]
         [[1.0, 3.0], [2.0, 4.0]]
+        >>> [c.tolist() for c in columns(jnp.array([[1.0, 3.0], [2.0, 4.0]]), axis=0)]
+        [[1.0, 3.0], [2.0, 4.0]]
     """
-    return list(jnp.unstack(jnp.asarray(values), axis=-1))
+    return list(jnp.unstack(jnp.asarray(values), axis=axis))
 
 
-def object_sum(values: ObjectValues) -> EventValues:
-    """Sum over the last (object) axis, unrolled for short padded axes.
+def object_sum(values: ObjectValues, axis: int = -1) -> EventValues:
+    """Sum over the object axis (the last by default), unrolled for short padded axes.
 
     XLA's CPU reductions over a short minor axis are several times slower than the unrolled sum.
 
@@ -84,10 +89,10 @@ def object_sum(values: ObjectValues) -> EventValues:
         [6.0, 9.0]
     """
     values = jnp.asarray(values)
-    size = values.shape[-1]
+    size = values.shape[axis]
     if size == 0 or size > _UNROLL:
-        return jnp.sum(values, axis=-1)
-    parts = columns(values)
+        return jnp.sum(values, axis=axis)
+    parts = columns(values, axis)
     total = parts[0]
     for part in parts[1:]:
         total = total + part
@@ -112,12 +117,13 @@ def _distributions(columns: list[jax.Array], max_count: int, zero: jax.Array) ->
     return history
 
 
-def count_distribution(p: ObjectValues, max_count: int) -> jax.Array:
+def count_distribution(p: ObjectValues, max_count: int, *, axis: int = -1) -> jax.Array:
     """``P(N = 0), ..., P(N = max_count - 1), P(N >= max_count)`` for independent objects.
 
     Args:
         p: pass probabilities ``[..., objects]`` (0 for padding).
         max_count: the highest count kept separately; larger counts are merged into the last entry.
+        axis: the object axis of ``p`` (see :func:`columns`).
 
     Returns:
         ``[..., max_count + 1]`` probabilities summing to 1.
@@ -129,7 +135,7 @@ def count_distribution(p: ObjectValues, max_count: int) -> jax.Array:
     if not isinstance(max_count, int) or max_count < 1:
         msg = f"max_count must be a positive integer, got {max_count!r}"
         raise ConfigError(msg)
-    p = jnp.asarray(p, float_dtype(p))
+    p = jnp.moveaxis(jnp.asarray(p, float_dtype(p)), axis, -1)
     zero = jnp.zeros(p.shape[:-1], p.dtype)
     if p.shape[-1] <= _UNROLL:
         states = _distributions(columns(p), max_count, zero)[-1]
@@ -145,21 +151,21 @@ def count_distribution(p: ObjectValues, max_count: int) -> jax.Array:
     return jnp.stack(states, axis=-1)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
-def _probability(p: ObjectValues, n: int, exact: bool) -> EventValues:
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
+def _probability(p: ObjectValues, n: int, exact: bool, axis: int) -> EventValues:
     """``P(N == n)`` (``exact``) or ``P(N >= n)`` over a short object axis."""
-    zero = jnp.zeros(p.shape[:-1], p.dtype)
-    return _distributions(columns(p), n + 1 if exact else n, zero)[-1][n]
+    objects = columns(p, axis)
+    return _distributions(objects, n + 1 if exact else n, jnp.zeros_like(objects[0]))[-1][n]
 
 
 @_probability.defjvp
-def _probability_jvp(n: int, exact: bool, primals: tuple, tangents: tuple) -> tuple:
+def _probability_jvp(n: int, exact: bool, axis: int, primals: tuple, tangents: tuple) -> tuple:
     """``d P / d p_j`` from the distribution of the other objects, ``P_{-j}``:
     ``P_{-j}(n - 1)`` for ``N >= n``, ``P_{-j}(n - 1) - P_{-j}(n)`` for ``N == n``; ``P_{-j}`` is the
     convolution of the distributions of the objects before and after ``j`` (prefix and suffix DPs)."""
     (p,), (dp,) = primals, tangents
-    zero = jnp.zeros(p.shape[:-1], p.dtype)
-    objects = columns(p)
+    objects = columns(p, axis)
+    zero = jnp.zeros_like(objects[0])
     top = n + 1 if exact else n  # states below ``top`` are exact counts
     before = _distributions(objects, top, zero)  # before[j]: objects 0 .. j - 1
     after = _distributions(objects[::-1], top, zero)[::-1]  # after[j]: objects j .. end
@@ -174,13 +180,19 @@ def _probability_jvp(n: int, exact: bool, primals: tuple, tangents: tuple) -> tu
         others(j, n - 1) - others(j, n) if exact else others(j, n - 1) for j in range(len(objects))
     ]
     tangent = zero
-    for slope, dpj in zip(slopes, columns(dp), strict=True):
+    for slope, dpj in zip(slopes, columns(dp, axis), strict=True):
         tangent = tangent + slope * dpj
     return out, tangent
 
 
 def _count(
-    p: ObjectValues, n: int, exact: bool, hardness: Hardness, method: str, width: Scalar
+    p: ObjectValues,
+    n: int,
+    exact: bool,
+    hardness: Hardness,
+    method: str,
+    width: Scalar,
+    axis: int,
 ) -> EventValues:
     """``P(N == n)`` (``exact``) or ``P(N >= n)`` by ``method``; the hard twin compares the sum."""
     if not isinstance(n, int) or n < 0:
@@ -190,16 +202,17 @@ def _count(
         msg = f"counting method must be 'poisson_binomial' or 'sigmoid', got {method!r}"
         raise ConfigError(msg)
     p = jnp.asarray(p, float_dtype(p))
+    axis = axis % p.ndim
     if n == 0 and not exact:
-        return jnp.ones(p.shape[:-1], p.dtype)
+        return jnp.ones(p.shape[:axis] + p.shape[axis + 1 :], p.dtype)
     if is_hard(hardness) or method == "sigmoid":
-        total = object_sum(p)
+        total = object_sum(p, axis)
         if exact:
             return window(total, n - 0.5, n + 0.5, width=width, hardness=hardness)
         return cut(total, n - 0.5, width=width, hardness=hardness)
-    if p.shape[-1] <= _UNROLL:
-        return _probability(p, n, exact)
-    return count_distribution(p, n + exact)[..., n]
+    if p.shape[axis] <= _UNROLL:
+        return _probability(p, n, exact, axis)
+    return count_distribution(p, n + exact, axis=axis)[..., n]
 
 
 def at_least(
@@ -209,6 +222,7 @@ def at_least(
     hardness: Hardness,
     method: Method = "poisson_binomial",
     width: Scalar = 0.5,
+    axis: int = -1,
 ) -> EventValues:
     """Probability that at least ``n`` of the objects pass (exact count ``>= n`` when hard).
 
@@ -220,7 +234,7 @@ def at_least(
         >>> [round(v, 4) for v in at_least(p, 2, hardness=1.0).tolist()]
         [1.0, 0.7]
     """
-    return _count(p, n, False, hardness, method, width)
+    return _count(p, n, False, hardness, method, width, axis)
 
 
 def exactly(
@@ -230,6 +244,7 @@ def exactly(
     hardness: Hardness,
     method: Method = "poisson_binomial",
     width: Scalar = 0.5,
+    axis: int = -1,
 ) -> EventValues:
     """Probability that exactly ``n`` of the objects pass (exact count ``== n`` when hard).
 
@@ -240,4 +255,4 @@ def exactly(
         >>> exactly(jnp.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]]), 1, hardness=1.0).tolist()
         [1.0, 0.5]
     """
-    return _count(p, n, True, hardness, method, width)
+    return _count(p, n, True, hardness, method, width, axis)

@@ -46,14 +46,15 @@ from diffana.pipeline.hardness import float_dtype, is_hard
 __all__ = ["Trijets", "best_trijet_mass", "scalar_sum", "trijet_candidates", "trijet_indices"]
 
 
-def scalar_sum(values: ObjectValues, weights: ObjectValues) -> EventValues:
-    """``sum_j weights_j * values_j`` per event: H_T over soft-selected jets.
+def scalar_sum(values: ObjectValues, weights: ObjectValues, *, axis: int = -1) -> EventValues:
+    """``sum_j weights_j * values_j`` per event: H_T over soft-selected jets (``axis``: the object
+    axis, see :func:`~diffana.pipeline.counting.columns`).
 
     Examples:
         >>> scalar_sum(jnp.array([[50.0, 40.0, 30.0]]), jnp.array([[1.0, 1.0, 0.5]])).tolist()
         [105.0]
     """
-    return object_sum(jnp.asarray(values) * weights)
+    return object_sum(jnp.asarray(values) * weights, axis)
 
 
 def trijet_indices(objects: int) -> np.ndarray:
