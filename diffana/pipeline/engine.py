@@ -190,9 +190,9 @@ class Engine:
         report.skipped += [
             SkippedChunk(s.dataset, s.file, None, None, None, str(e)) for s, e in bad
         ]
-        cached = [
-            c for c in chunks if self.cache is not None and (c, self._cache_key) in self.cache
-        ]
+        cached = {
+            c: None for c in chunks if self.cache is not None and (c, self._cache_key) in self.cache
+        }  # in chunk order
         branches: set[str] = set()
         batches = self._skim_batches(chunks, cached, forms, report, branches)
         with SkimProgress(len(chunks), enabled=self.progress, dashboard=report.dashboard) as bar:
@@ -208,7 +208,7 @@ class Engine:
         else:
             stats = self.client.gather(self.client.map(_stats, self._blocks, pure=False))
         report.chunks_done = len(results)
-        report.chunks_from_cache = sum(1 for c in self._chunks if c in set(cached))
+        report.chunks_from_cache = sum(1 for c in self._chunks if c in cached)
         report.events_read = sum(c.num_entries for c in self._chunks)
         report.events_kept = sum(kept.get("nominal", 0) for kept, _ in stats)
         report.blocks = sum(len(kept) for kept, _ in stats)
@@ -250,7 +250,7 @@ class Engine:
     def _skim_batches(
         self,
         chunks: Sequence[Chunk],
-        cached: Sequence[Chunk],
+        cached: Mapping[Chunk, None],
         forms: Mapping[str, str],
         report: RunReport,
         branches: set[str],
@@ -267,7 +267,7 @@ class Engine:
                 get = dask.delayed(self.cache.load, pure=True)
             yield [(c, get(c, key)) for c in cached]
         reported: set[str] = set()
-        for group in group_chunks([c for c in chunks if c not in set(cached)], forms):
+        for group in group_chunks([c for c in chunks if c not in cached], forms):
             unreadable: list[tuple[list[Chunk], Any]] = []
             collections = skim_collections(
                 self.processor,
